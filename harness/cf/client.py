@@ -1,0 +1,193 @@
+"""A ``cf logs``-like consumer: discovers the logging endpoint from ``/v2/info``, connects through
+the LB, decodes envelopes and accounts for every sequence number.
+
+Prints JSON lines: ``{"event": "connected"}`` once the handshake succeeded (tests start the emitter
+then), and one ``{"event": "result"}`` at the end. Usable by tests (via ``docker exec``) and by hand:
+``python3 -m harness.cf logs --api http://api.sys.example.com --app <guid> --token 'bearer dev'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import ssl
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from google.protobuf.message import DecodeError
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from harness.cf.httpcall import call
+from harness.protocol import envelope, multipart
+from harness.protocol.delivery import DeliveryLedger
+
+
+def emit(event: str, **fields: object) -> None:
+    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+
+
+def ssl_context() -> ssl.SSLContext | None:
+    ca = os.environ.get("HARNESS_CA_FILE")
+    return ssl.create_default_context(cafile=ca) if ca else None
+
+
+def discover(api: str) -> str:
+    """The ``doppler_logging_endpoint`` Cloud Controller advertises (what the CLI dials)."""
+    status, _, body = call(f"{api}/v2/info", timeout=10)
+    if status != 200:
+        raise RuntimeError(f"GET {api}/v2/info answered {status}: {body[:200]!r}")
+    return str(json.loads(body)["doppler_logging_endpoint"])
+
+
+@dataclass
+class StreamOutcome:
+    url: str
+    connected: bool = False
+    handshake_status: int | None = None
+    handshake_headers: list[list[str]] = field(default_factory=list)
+    handshake_body: str = ""
+    error: str | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+    closed_by: str | None = None  # "server", "client", or None (still open at the end)
+    undecodable: int = 0
+    connect_ms: float | None = None
+
+
+async def consume(url: str, token: str, ledger: DeliveryLedger, *, duration: float, settle: float,
+                  stop_when_complete: bool, seqs: list[int] | None = None) -> StreamOutcome:
+    """Read one stream until complete, idle for ``settle`` s after data, ``duration`` s, or closed."""
+    outcome = StreamOutcome(url)
+    origin = url.replace("wss://", "https://").replace("ws://", "http://").split("/", 3)
+    began = time.monotonic()
+    try:
+        async with connect(url, additional_headers={"Authorization": token}, origin="/".join(origin[:3]),  # type: ignore[arg-type]
+                           ssl=ssl_context() if url.startswith("wss") else None, max_size=None,
+                           open_timeout=10, ping_interval=None, compression=None) as ws:
+            outcome.connected, outcome.connect_ms = True, round((time.monotonic() - began) * 1000, 1)
+            emit("connected", url=url, connect_ms=outcome.connect_ms)
+            await _read(ws, ledger, outcome, duration - (time.monotonic() - began), settle, stop_when_complete, seqs)
+    except InvalidStatus as exc:
+        resp = exc.response
+        outcome.handshake_status = resp.status_code
+        outcome.handshake_headers = [[k, v] for k, v in resp.headers.raw_items()]
+        outcome.handshake_body = resp.body.decode(errors="replace") if resp.body else ""
+        outcome.error = "websocket: bad handshake"
+    except InvalidHandshake as exc:
+        outcome.error = f"websocket: bad handshake ({exc})"
+    except (OSError, TimeoutError) as exc:
+        outcome.error = f"dial: {exc!r}"
+    return outcome
+
+
+async def _read(ws, ledger: DeliveryLedger, outcome: StreamOutcome, budget: float, settle: float,  # type: ignore[no-untyped-def]
+                stop_when_complete: bool, seqs: list[int] | None) -> None:
+    deadline = time.monotonic() + budget
+    got_data = False
+    while (remaining := deadline - time.monotonic()) > 0:
+        wait = min(remaining, settle) if got_data and settle > 0 else remaining
+        try:
+            message = await asyncio.wait_for(ws.recv(), wait)
+        except TimeoutError:
+            if got_data and settle > 0:
+                break
+            continue
+        except ConnectionClosed as exc:
+            rcvd = exc.rcvd
+            outcome.close_code = rcvd.code if rcvd else 1006
+            outcome.close_reason = rcvd.reason if rcvd else ""
+            outcome.closed_by = "server"
+            return
+        got_data = True
+        try:
+            log = envelope.as_log(envelope.decode(message))
+        except DecodeError:
+            outcome.undecodable += 1  # noaa skips frames it cannot unmarshal
+            continue
+        if log and log.seq is not None:
+            ledger.record(log.seq, (time.time_ns() - log.emitted_ns) / 1e6)
+            if seqs is not None:
+                seqs.append(log.seq)
+            if stop_when_complete and ledger.complete:
+                break
+    await ws.close()
+    outcome.closed_by = "client"
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    return args.endpoint or discover(args.api)
+
+
+def cmd_logs(args: argparse.Namespace) -> None:
+    endpoint = _endpoint(args)
+    path = f"/apps/{args.app}/stream" if args.kind == "logs" else f"/firehose/{args.sub}"
+    if args.kind == "firehose":
+        path += f"?{args.filter}" if args.filter else "?"  # noaa always appends '?' (+ filter)
+    ledger = DeliveryLedger(args.expect)
+    seqs: list[int] = []
+    outcome = asyncio.run(consume(endpoint + path, args.token, ledger, duration=args.timeout, settle=args.settle,
+                                  stop_when_complete=args.kind == "logs" and args.expect > 0, seqs=seqs))
+    emit("result", endpoint=endpoint, outcome=outcome.__dict__, delivery=ledger.summary(),
+         seqs=seqs if args.print_seqs else None)
+
+
+def cmd_recent(args: argparse.Namespace) -> None:
+    endpoint = _endpoint(args)
+    parts = urlsplit(endpoint)
+    scheme = {"wss": "https", "ws": "http"}[parts.scheme]
+    url = f"{scheme}://{parts.netloc}/apps/{args.app}/recentlogs"
+    status, headers, body = call(url, headers={"Authorization": args.token}, timeout=10)
+    seqs: list[int] = []
+    error = None
+    if status == 200:
+        try:
+            for part in multipart.decode(headers.get("Content-Type", ""), body):
+                log = envelope.as_log(envelope.decode(part))
+                if log and log.seq is not None:
+                    seqs.append(log.seq)
+        except (ValueError, DecodeError) as exc:
+            error = str(exc)
+    emit("result", url=url, status=status, envelopes=len(seqs), seqs=seqs, error=error,
+         body=body[:300].decode(errors="replace") if status != 200 else "")
+
+
+def cmd_http(args: argparse.Namespace) -> None:
+    headers = dict(h.split(":", 1) for h in args.header)
+    status, resp_headers, body = call(args.url, headers={k: v.strip() for k, v in headers.items()}, timeout=10)
+    try:
+        parsed: object = json.loads(body)
+    except ValueError:
+        parsed = body.decode(errors="replace")
+    emit("result", url=args.url, status=status, headers=resp_headers, body=parsed)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="harness.cf client")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for kind in ("logs", "firehose"):
+        p = sub.add_parser(kind)
+        p.set_defaults(func=cmd_logs, kind=kind)
+        p.add_argument("--app", default="")
+        p.add_argument("--sub", default="harness-nozzle")
+        p.add_argument("--filter", default="", help="firehose filter, e.g. filter-type=logs")
+        p.add_argument("--expect", type=int, default=0, help="sequence numbers 0..N-1 the emitter sends")
+        p.add_argument("--settle", type=float, default=0, help="stop after this many idle seconds once data came")
+        p.add_argument("--print-seqs", action="store_true")
+    recent = sub.add_parser("recent")
+    recent.set_defaults(func=cmd_recent)
+    recent.add_argument("--app", required=True)
+    for p in (*sub.choices.values(),):
+        p.add_argument("--api", default="http://api.sys.example.com")
+        p.add_argument("--endpoint", default="", help="skip /v2/info discovery and dial this")
+        p.add_argument("--token", default="")
+        p.add_argument("--timeout", type=float, default=30)
+    http = sub.add_parser("http")
+    http.set_defaults(func=cmd_http)
+    http.add_argument("url")
+    http.add_argument("--header", action="append", default=[])
+    args = parser.parse_args(argv)
+    args.func(args)

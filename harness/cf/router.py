@@ -1,0 +1,174 @@
+"""Router stand-in with gorouter's observable behaviour on the paths the harness exercises.
+
+Routes on Host (port ignored), passes WebSocket upgrades through and then copies bytes both ways,
+rewrites forwarding headers like gorouter, answers with gorouter's error format, reads an optional
+PROXY v1 header (waiting at most 100 ms) when enabled, and serves ``/health`` on a status port.
+``GET /requests`` on the status port lists what the router received: the harness's witness of
+what the LB forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import h11
+
+from harness.cf.settings import env_json, log_event
+from harness.cf.streams import HeadTooLarge, parse_request, parse_status, raw_headers, read_head, render_head, splice
+from harness.protocol import headers as hdr
+from harness.protocol import proxy_protocol as pp
+from harness.protocol.handshake import STATUS_TEXT
+
+STATUS_TEXT_ALL = {**STATUS_TEXT, 502: "Bad Gateway"}
+DIAL_TIMEOUT = float(os.environ.get("ROUTER_DIAL_TIMEOUT", "5"))
+
+
+def error_response(status: int, router_error: str, message: str) -> bytes:
+    """gorouter's error writer: ``<code> <Status Text>: <message>``, X-Cf-Routererror header."""
+    text = STATUS_TEXT_ALL.get(status, "Error")
+    body = f"{status} {text}: {message}\n".encode()
+    head = render_head(f"HTTP/1.1 {status} {text}", [
+        ("Content-Type", "text/plain; charset=utf-8"), ("X-Cf-Routererror", router_error),
+        ("X-Content-Type-Options", "nosniff"), ("Content-Length", str(len(body))), ("Connection", "close")])
+    return head + body
+
+
+class Router:
+    def __init__(self, name: str, routes: dict[str, str], proxy_protocol: bool) -> None:
+        self.name, self.routes, self.proxy_protocol = name, routes, proxy_protocol
+        self.seen: collections.deque[dict[str, object]] = collections.deque(maxlen=500)
+
+    async def _proxy_header(self, reader: asyncio.StreamReader) -> tuple[bytes, pp.ProxyHeader | None]:
+        data = b""
+        deadline = asyncio.get_running_loop().time() + pp.HEADER_TIMEOUT_S
+        while True:
+            verdict = pp.parse_v1(data)
+            if isinstance(verdict, pp.ProxyHeader):
+                return data[verdict.length:], verdict
+            if isinstance(verdict, pp.NoHeader):
+                return data, None
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return data, None
+            try:
+                chunk = await asyncio.wait_for(reader.read(256), remaining)
+            except TimeoutError:
+                return data, None
+            if not chunk:
+                raise EOFError()
+            data += chunk
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer_ip = writer.get_extra_info("peername")[0]
+        try:
+            await self._handle(reader, writer, peer_ip)
+        except (EOFError, ConnectionError, OSError):
+            pass
+        except pp.ProxyProtocolError as exc:
+            log_event("router", "proxy_protocol_rejected", peer=peer_ip, error=str(exc))
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str) -> None:
+        buffered, proxy = await self._proxy_header(reader) if self.proxy_protocol else (b"", None)
+        client_ip = proxy.source_ip if proxy else peer_ip
+        try:
+            head, rest = await read_head(reader, buffered)
+            request = parse_request(head)
+        except (h11.RemoteProtocolError, HeadTooLarge, ValueError) as exc:
+            # Go's net/http answers a malformed request with a bare 400 and closes.
+            log_event("router", "bad_request", peer=peer_ip, error=str(exc), first_bytes=buffered[:64].hex())
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                         b"Connection: close\r\n\r\n400 Bad Request")
+            await writer.drain()
+            return
+        received = raw_headers(request)
+        method, target = request.method.decode(), request.target.decode("latin-1")
+        host = hdr.host_without_port(hdr.get(received, "Host"))
+        record: dict[str, object] = {
+            "router": self.name, "ts": time.time(), "peer": peer_ip, "proxy_protocol": proxy.__dict__ if proxy else None,
+            "method": method, "path": target, "http_version": request.http_version.decode(), "host": host,
+            "headers": received, "upgrade": hdr.is_upgrade(received)}
+        self.seen.append(record)
+        log_event("router", "request", **record)
+        if not host or host == client_ip:
+            record["status"] = 400
+            writer.write(error_response(400, "empty_host", "Request had empty Host header"))
+            return await writer.drain()
+        backend = self.routes.get(host)
+        if backend is None:
+            record["status"] = 404
+            writer.write(error_response(404, "unknown_route", f"Requested route ('{host}') does not exist."))
+            return await writer.drain()
+        request_id = str(uuid.uuid4())
+        outgoing = hdr.router_request(received, client_ip=client_ip, tls=False, request_id=request_id,
+                                      now_ms=int(time.time() * 1000))
+        record["forwarded_headers"] = outgoing
+        backend_host, backend_port = backend.rsplit(":", 1)
+        try:
+            up_reader, up_writer = await asyncio.wait_for(
+                asyncio.open_connection(backend_host, int(backend_port)), DIAL_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            record["status"] = 502
+            writer.write(error_response(502, f"endpoint_failure ({exc!r})", "Registered endpoint failed to handle the request."))
+            return await writer.drain()
+        up_writer.write(render_head(f"{method} {target} HTTP/1.1", outgoing) + rest)
+        await up_writer.drain()
+        resp_head, resp_rest = await read_head(up_reader)
+        status, resp_headers = parse_status(resp_head)
+        record["status"] = status
+        log_event("router", "response", router=self.name, path=target, status=status)
+        if hdr.get(resp_headers, "X-Vcap-Request-Id") is None:
+            resp_headers.append(("X-Vcap-Request-Id", request_id))
+        if status != 101:
+            resp_headers = hdr.replace(resp_headers, "Connection", "close")
+        status_line = resp_head.split(b"\r\n", 1)[0].decode("latin-1")
+        writer.write(render_head(status_line, resp_headers) + resp_rest)
+        await writer.drain()
+        await splice((reader, writer), (up_reader, up_writer))
+
+
+def serve_status(router: Router, port: int) -> None:
+    """Status listener: ``/health`` for LB health checks, ``/requests`` for the harness."""
+
+    class Status(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/health":
+                body, ctype = b"ok\n", "text/plain; charset=utf-8"
+            elif self.path == "/requests":
+                body, ctype = json.dumps(list(router.seen)).encode(), "application/json"
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Cache-Control", "private, max-age=0")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Status)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+async def main() -> None:
+    router = Router(os.environ.get("ROUTER_NAME", "router"), env_json("ROUTER_ROUTES", {}),  # type: ignore[arg-type]
+                    os.environ.get("ROUTER_PROXY_PROTOCOL", "false") == "true")
+    port, status_port = int(os.environ.get("ROUTER_PORT", "80")), int(os.environ.get("ROUTER_STATUS_PORT", "8080"))
+    serve_status(router, status_port)
+    server = await asyncio.start_server(router.handle, "0.0.0.0", port)
+    log_event("router", "listening", port=port, status_port=status_port, routes=router.routes,
+              proxy_protocol=router.proxy_protocol)
+    async with server:
+        await server.serve_forever()

@@ -1,0 +1,114 @@
+"""Byte-level plumbing shared by the router and the ELB-like proxy: read a head, splice two sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import h11
+
+MAX_HEAD = 1024 * 1024  # gorouter's max_header_kb default: 1 MiB
+
+
+class HeadTooLarge(Exception):
+    pass
+
+
+async def read_head(reader: asyncio.StreamReader, buffered: bytes = b"") -> tuple[bytes, bytes]:
+    """Read up to the blank line ending an HTTP head; return (head, bytes already read past it)."""
+    data = buffered
+    while b"\r\n\r\n" not in data:
+        if len(data) > MAX_HEAD:
+            raise HeadTooLarge()
+        chunk = await reader.read(65536)
+        if not chunk:
+            raise EOFError("connection closed before the end of the HTTP head")
+        data += chunk
+    end = data.index(b"\r\n\r\n") + 4
+    return data[:end], data[end:]
+
+
+def parse_request(head: bytes) -> h11.Request:
+    """Parse a request head with h11 (raises h11.RemoteProtocolError on a malformed one)."""
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(head)
+    event = conn.next_event()
+    if not isinstance(event, h11.Request):
+        raise h11.RemoteProtocolError("incomplete request head")
+    return event
+
+
+def raw_headers(request: h11.Request | h11.Response) -> list[tuple[str, str]]:
+    """Headers with the sender's casing, as they crossed the wire."""
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw_items()]
+
+
+def parse_status(head: bytes) -> tuple[int, list[tuple[str, str]]]:
+    """Status code and headers of a response head (lenient: whatever the backend sent)."""
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = [tuple(line.split(":", 1)) for line in lines[1:] if ":" in line]
+    return status, [(k, v.strip()) for k, v in headers]  # type: ignore[misc]
+
+
+def render_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:
+    return (start_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode("latin-1")
+
+
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: "IdleClock | None") -> None:
+    try:
+        while chunk := await reader.read(65536):
+            if idle:
+                idle.touch()
+            writer.write(chunk)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError):
+        pass
+
+
+class IdleClock:
+    """Last time data moved in either direction, for an LB-style idle timeout."""
+
+    def __init__(self) -> None:
+        self.last = asyncio.get_running_loop().time()
+
+    def touch(self) -> None:
+        self.last = asyncio.get_running_loop().time()
+
+    async def expired(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        while (remaining := self.last + timeout - loop.time()) > 0:
+            await asyncio.sleep(remaining)
+
+
+async def splice(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                 b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+                 *, idle_timeout: float | None = None, grace: float = 10.0) -> str:
+    """Copy both ways with half-close; return why it ended ("eof" or "idle_timeout")."""
+    idle = IdleClock() if idle_timeout else None
+    tasks = {asyncio.create_task(_copy(a[0], b[1], idle)), asyncio.create_task(_copy(b[0], a[1], idle))}
+    timer = asyncio.create_task(idle.expired(idle_timeout)) if idle and idle_timeout else None
+    reason = "eof"
+    try:
+        waiting = tasks | ({timer} if timer else set())
+        done, pending = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if timer in done:
+            reason = "idle_timeout"
+        else:
+            rest = pending - {timer} if timer else pending
+            if rest:
+                waiting = rest | ({timer} if timer else set())
+                done, _ = await asyncio.wait(waiting, timeout=None if timer else grace,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if timer in done:
+                    reason = "idle_timeout"
+    finally:
+        for task in [*tasks, *([timer] if timer else [])]:
+            task.cancel()
+        for writer in (a[1], b[1]):
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+    return reason

@@ -1,0 +1,206 @@
+"""Traffic Controller stand-in: the V1 WebSocket API as loggregator-release serves it.
+
+Routes: ``/apps/{guid}/stream``, ``/firehose/{sub_id}`` (WebSocket) and ``/apps/{guid}/recentlogs``
+(multipart, historical). Auth runs before the handshake checks, as TC's middleware does. Each
+envelope is one binary message; keepalive pings close with 1008 when no pong comes back in time; a
+consumer that cannot take an envelope within the slow-consumer timeout is cut with 1000.
+Listens in plain HTTP (real TC is TLS-only behind gorouter; see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from urllib.parse import quote, unquote, urlsplit
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers as WsHeaders
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from harness.cf.httpcall import call
+from harness.cf.settings import env_float, log_event
+from harness.protocol import auth, handshake, multipart
+
+STREAM = re.compile(r"^/apps/([^/]+)/stream$")
+RECENT = re.compile(r"^/apps/([^/]+)/recentlogs$")
+FIREHOSE = re.compile(r"^/firehose/([^/]+)$")
+KEEPALIVE_CLOSE_REASON = "Client did not respond to ping before keep-alive timeout expired."
+
+
+@dataclass(frozen=True)
+class Timings:
+    keepalive_interval: float  # sleep after a pong before the next ping (real: 15 s)
+    keepalive_timeout: float  # how long to wait for a pong (real: 30 s)
+    slow_consumer: float  # how long one envelope may wait for the writer (real: 5 s)
+
+    @classmethod
+    def from_env(cls) -> "Timings":
+        return cls(env_float("TC_KEEPALIVE_INTERVAL", 15), env_float("TC_KEEPALIVE_TIMEOUT", 30),
+                   env_float("TC_SLOW_CONSUMER_TIMEOUT", 5))
+
+
+def _respond(status: int, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    hdrs = WsHeaders(headers)
+    if body and "Content-Type" not in hdrs:
+        hdrs["Content-Type"] = "text/plain; charset=utf-8"
+    hdrs["Content-Length"] = str(len(body))
+    return Response(status, handshake.STATUS_TEXT.get(status, "Error"), hdrs, body)
+
+
+def token_of(request: Request) -> str | None:
+    """``Authorization`` header, else the URL-unescaped ``authorization`` cookie."""
+    if value := request.headers.get("Authorization"):
+        return value
+    cookie = SimpleCookie(request.headers.get("Cookie", ""))
+    return unquote(cookie["authorization"].value) if "authorization" in cookie else None
+
+
+class TrafficController:
+    def __init__(self, cc_url: str, uaa_url: str, doppler_urls: list[str], timings: Timings) -> None:
+        self.cc_url, self.uaa_url, self.doppler_urls, self.timings = cc_url, uaa_url, doppler_urls, timings
+        self.upstreams: dict[int, list[ClientConnection]] = {}
+
+    async def _app_denial(self, app_id: str, token: str | None) -> auth.Denial | None:
+        if denial := auth.app_stream_precheck(app_id, token):
+            return denial
+        status, _, _ = await asyncio.to_thread(
+            call, f"{self.cc_url}/internal/v4/log_access/{quote(app_id)}", headers={"Authorization": token or ""})
+        return auth.from_log_access_status(status)
+
+    async def _firehose_denial(self, token: str | None) -> auth.Denial | None:
+        scopes = None
+        if token:
+            status, _, body = await asyncio.to_thread(
+                call, f"{self.uaa_url}/check_token", method="POST",
+                data=f"token={quote(auth.strip_bearer(token))}".encode(), basic_auth=("doppler", "secret"),
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+            scopes = json.loads(body).get("scope", []) if status == 200 else None
+        return auth.firehose_denial(token, scopes)
+
+    async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        token = token_of(request)
+        if path == "/health":
+            return _respond(200, b"ok\n")
+        if m := RECENT.match(path):
+            return await self._recent(m.group(1), token)
+        if m := STREAM.match(path):
+            denial, subscribe = await self._app_denial(m.group(1), token), f"app={quote(m.group(1))}"
+        elif m := FIREHOSE.match(path):
+            denial, subscribe = await self._firehose_denial(token), f"shard={quote(m.group(1))}"
+        else:
+            return _respond(404, b"404 page not found\n")
+        if denial:
+            log_event("tc", "denied", path=path, status=denial.status)
+            return _respond(denial.status, denial.body, denial.headers)
+        headers = list(request.headers.raw_items())
+        if rejection := handshake.check_upgrade("GET", headers):
+            log_event("tc", "handshake_rejected", path=path, status=rejection.status, reason=rejection.reason,
+                      headers=headers)
+            return _respond(rejection.status, rejection.body, rejection.headers)
+        try:
+            self.upstreams[id(ws)] = [await connect(f"{url}/subscribe?{subscribe}", max_size=None,
+                                                    ping_interval=None, open_timeout=5)
+                                      for url in self.doppler_urls]
+        except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
+            log_event("tc", "subscribe_failed", path=path, error=repr(exc))
+            return _respond(503, b"")
+        return None
+
+    async def _recent(self, app_id: str, token: str | None) -> Response:
+        if denial := await self._app_denial(app_id, token):
+            return _respond(denial.status, denial.body, denial.headers)
+        parts: list[bytes] = []
+        for url in self.doppler_urls:
+            http_url = url.replace("ws://", "http://", 1)
+            status, headers, body = await asyncio.to_thread(call, f"{http_url}/recent/{quote(app_id)}")
+            if status == 200:
+                parts += multipart.decode(headers.get("Content-Type", ""), body)
+        ctype, body = multipart.encode(parts)
+        return _respond(200, body, (("Content-Type", ctype),))
+
+    async def handle(self, ws: ServerConnection) -> None:
+        upstreams = self.upstreams.pop(id(ws), [])
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
+        peer = ws.remote_address[0]
+        xff = ws.request.headers.get("X-Forwarded-For", "") if ws.request else ""
+        log_event("tc", "stream_open", path=ws.request.path if ws.request else "", peer=peer, xff=xff)
+        tasks = [asyncio.create_task(self._pump(up, queue)) for up in upstreams]
+        tasks += [asyncio.create_task(self._keepalive(ws)), asyncio.create_task(self._drain_client(ws))]
+        try:
+            await self._write(ws, queue, peer, xff)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for up in upstreams:
+                await up.close()
+
+    async def _pump(self, upstream: ClientConnection, queue: asyncio.Queue[bytes]) -> None:
+        """Doppler -> per-connection buffer of 1000 that drops the oldest entry (TC's diode)."""
+        async for message in upstream:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(message)  # type: ignore[arg-type]
+
+    async def _write(self, ws: ServerConnection, queue: asyncio.Queue[bytes], peer: str, xff: str) -> None:
+        while True:
+            get = asyncio.create_task(queue.get())
+            closed = asyncio.create_task(ws.wait_closed())
+            done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if closed in done:
+                get.cancel()
+                return
+            closed.cancel()
+            try:
+                await asyncio.wait_for(ws.send(get.result()), self.timings.slow_consumer)
+            except TimeoutError:
+                log_event("tc", "slow_consumer", message=f"Doppler Proxy: Slow Consumer from {peer}", xff=xff,
+                          path=ws.request.path if ws.request else "")
+                await ws.close(1000, "")
+                return
+            except ConnectionClosed:
+                return
+
+    async def _keepalive(self, ws: ServerConnection) -> None:
+        try:
+            while True:
+                pong = await ws.ping()
+                try:
+                    await asyncio.wait_for(pong, self.timings.keepalive_timeout)
+                except TimeoutError:
+                    log_event("tc", "keepalive_timeout", peer=ws.remote_address[0])
+                    await ws.close(1008, KEEPALIVE_CLOSE_REASON)
+                    return
+                await asyncio.sleep(self.timings.keepalive_interval)
+        except ConnectionClosed:
+            return
+
+    async def _drain_client(self, ws: ServerConnection) -> None:
+        """TC reads only to notice disconnects; client data frames are ignored."""
+        try:
+            async for _ in ws:
+                pass
+        except ConnectionClosed:
+            pass
+
+
+async def main() -> None:
+    import os
+
+    tc = TrafficController(
+        cc_url=os.environ.get("TC_CC_URL", "http://cc:9022"),
+        uaa_url=os.environ.get("TC_UAA_URL", "http://cc:9022"),
+        doppler_urls=os.environ.get("TC_DOPPLER_URLS", "ws://doppler:8082").split(","),
+        timings=Timings.from_env(),
+    )
+    port = int(env_float("TC_PORT", 8081))
+    async with serve(tc.handle, "0.0.0.0", port, process_request=tc.process_request, ping_interval=None,
+                     max_size=None, server_header=None):
+        log_event("tc", "listening", port=port, timings=tc.timings.__dict__)
+        await asyncio.Future()

@@ -1,0 +1,214 @@
+"""Build the project's images, tagged by a hash of their inputs so unchanged images are reused.
+
+No registry is reachable on the machines this runs on, so the base image is made locally with
+debootstrap + ``docker import`` unless ``HARNESS_BASE_IMAGE`` names one (e.g. ``debian:bookworm-slim``
+on a machine with a registry). Every project image is ``FROM ${BASE}``; the Dockerfiles stay
+conventional and build from a stock Debian base too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import yaml
+from filelock import FileLock
+
+from harness.errors import ImageBuildError
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES_DIR = ROOT / "images"
+CACHE_DIR = ROOT / ".cache"
+SUITE = "bookworm"
+MIRROR = os.environ.get("HARNESS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+#: Python packages the stand-ins need inside the images (installed from a host-built wheelhouse,
+#: because pip inside a container fails TLS checks where TLS is intercepted).
+IMAGE_WHEELS = ("websockets>=14,<18", "protobuf>=5,<8", "PyYAML>=6,<7")
+LABEL = "harness.image"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One folder under ``images/``: a Dockerfile plus optional ``image.yaml`` (extra context)."""
+
+    name: str
+    folder: Path
+    include: tuple[str, ...]  # repo paths copied into the build context
+    wheels: bool  # whether the wheelhouse goes into the build context
+
+    @property
+    def repository(self) -> str:
+        return f"harness-{self.name}"
+
+
+def _log(msg: str) -> None:
+    print(f"[images] {msg}", file=sys.stderr, flush=True)
+
+
+def image_specs() -> dict[str, ImageSpec]:
+    specs = {}
+    for folder in sorted(IMAGES_DIR.iterdir()):
+        if not (folder / "Dockerfile").is_file():
+            continue
+        meta = yaml.safe_load((folder / "image.yaml").read_text()) if (folder / "image.yaml").exists() else {}
+        meta = meta or {}
+        specs[folder.name] = ImageSpec(
+            name=folder.name,
+            folder=folder,
+            include=tuple(meta.get("include", ())),
+            wheels=bool(meta.get("wheels", False)),
+        )
+    return specs
+
+
+def _hash_paths(paths: list[Path], extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            if "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _client() -> docker.DockerClient:
+    return docker.from_env(timeout=600)
+
+
+def _exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def base_image(client: docker.DockerClient) -> str:
+    """The base every image builds FROM: ``HARNESS_BASE_IMAGE`` or a local debootstrap import."""
+    if override := os.environ.get("HARNESS_BASE_IMAGE"):
+        return override
+    packages_file = IMAGES_DIR / "base" / "packages.txt"
+    tag = f"harness-base:{_hash_paths([packages_file], SUITE + MIRROR)}"
+    if _exists(client, tag):
+        return tag
+    packages = [
+        line.strip() for line in packages_file.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+    if not shutil.which("debootstrap"):
+        raise ImageBuildError("base", "debootstrap is not installed", "run `bash ci/setup` (it installs it)")
+    start = time.monotonic()
+    _log(f"base: debootstrap {SUITE} with {len(packages)} packages (about a minute) ...")
+    with tempfile.TemporaryDirectory(prefix="harness-rootfs-") as rootfs:
+        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, rootfs, MIRROR]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ImageBuildError("base", f"debootstrap failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}",
+                                  "check that the Debian mirror answers over plain HTTP")
+        subprocess.run(["rm", "-rf", f"{rootfs}/var/cache/apt/archives", f"{rootfs}/var/lib/apt/lists"], check=True)
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run(
+            ["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change", f"LABEL {LABEL}=base", "-", tag],
+            stdin=tar.stdout, capture_output=True, text=True,
+        )
+        tar.wait()
+        if imp.returncode != 0:
+            raise ImageBuildError("base", f"docker import failed: {imp.stderr}", "is the Docker engine running?")
+    _log(f"base: built {tag} in {time.monotonic() - start:.0f} s")
+    return tag
+
+
+def wheelhouse() -> Path:
+    """Wheels for the images' Python packages, downloaded on the host (which can reach PyPI)."""
+    key = hashlib.sha256("\n".join(IMAGE_WHEELS).encode()).hexdigest()[:12]
+    target = CACHE_DIR / f"wheelhouse-{key}"
+    if (target / ".complete").exists():
+        return target
+    _log("wheelhouse: downloading wheels for the images ...")
+    target.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
+           "--dest", str(target), *IMAGE_WHEELS]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ImageBuildError("wheelhouse", proc.stderr[-2000:], "check that PyPI is reachable from the host")
+    (target / ".complete").touch()
+    return target
+
+
+def image_tag(spec: ImageSpec, base: str) -> str:
+    paths = [spec.folder, *(ROOT / p for p in spec.include)]
+    extra = base + ("|".join(IMAGE_WHEELS) if spec.wheels else "")
+    return f"{spec.repository}:{_hash_paths(paths, extra)}"
+
+
+def _build_context(spec: ImageSpec, into: Path) -> None:
+    shutil.copytree(spec.folder, into, dirs_exist_ok=True)
+    for rel in spec.include:
+        src = ROOT / rel
+        shutil.copytree(src, into / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if spec.wheels:
+        shutil.copytree(wheelhouse(), into / "wheels", ignore=shutil.ignore_patterns(".complete"))
+
+
+def build(spec: ImageSpec, client: docker.DockerClient, base: str) -> str:
+    tag = image_tag(spec, base)
+    if _exists(client, tag):
+        return tag
+    start = time.monotonic()
+    _log(f"{spec.name}: building {tag} ...")
+    with tempfile.TemporaryDirectory(prefix=f"harness-ctx-{spec.name}-") as ctx:
+        _build_context(spec, Path(ctx))
+        output: list[str] = []
+        for chunk in client.api.build(path=ctx, tag=tag, buildargs={"BASE": base}, labels={LABEL: spec.name},
+                                      rm=True, forcerm=True, decode=True):
+            if "stream" in chunk:
+                output.append(chunk["stream"])
+            if "error" in chunk:
+                raise ImageBuildError(spec.name, "".join(output[-30:]) + chunk["error"],
+                                      f"fix {spec.folder.relative_to(ROOT)}/Dockerfile")
+    _log(f"{spec.name}: built in {time.monotonic() - start:.0f} s")
+    _prune_old_tags(client, spec.repository, keep=tag)
+    return tag
+
+
+def _prune_old_tags(client: docker.DockerClient, repository: str, keep: str) -> None:
+    for image in client.images.list(name=repository):
+        for old in image.tags:
+            if old != keep:
+                try:
+                    client.images.remove(old)
+                except docker.errors.APIError:
+                    pass  # in use by a live container: the next build prunes it
+
+
+def ensure_images(names: list[str] | None = None) -> dict[str, str]:
+    """Build (or reuse) images and return ``{name: tag}``; safe to call from many xdist workers."""
+    CACHE_DIR.mkdir(exist_ok=True)
+    with FileLock(str(CACHE_DIR / "images.lock")):
+        client = _client()
+        base = base_image(client)
+        specs = image_specs()
+        wanted = names or list(specs)
+        return {name: build(specs[name], client, base) for name in wanted}
+
+
+def main() -> int:
+    start = time.monotonic()
+    tags = ensure_images()
+    for name, tag in tags.items():
+        _log(f"ready: {name} -> {tag}")
+    _log(f"all images ready in {time.monotonic() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

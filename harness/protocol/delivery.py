@@ -1,0 +1,71 @@
+"""Delivery accounting for sequence-numbered log streams: lost, duplicated, out of order, latency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def percentile(sorted_values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(1, min(len(sorted_values), round(pct / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class DeliveryLedger:
+    """Feed it the sequence numbers as they arrive; it says what happened to 0..expected-1."""
+
+    expected: int
+    seen: set[int] = field(default_factory=set)
+    received: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    _last: int = -1
+
+    def record(self, seq: int, latency_ms: float | None = None) -> None:
+        self.received += 1
+        if seq in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add(seq)
+        if seq < self._last:
+            self.out_of_order += 1
+        self._last = max(self._last, seq)
+        if latency_ms is not None:
+            self.latencies_ms.append(latency_ms)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.seen.intersection(range(self.expected))) == self.expected
+
+    def lost(self) -> list[int]:
+        return [n for n in range(self.expected) if n not in self.seen]
+
+    def summary(self) -> dict[str, object]:
+        lat = sorted(self.latencies_ms)
+        lost = self.lost()
+        return {
+            "expected": self.expected,
+            "received": self.received,
+            "unique": len(self.seen),
+            "lost": len(lost),
+            "lost_ranges": _ranges(lost),
+            "duplicates": self.duplicates,
+            "out_of_order": self.out_of_order,
+            "latency_ms_p50": percentile(lat, 50),
+            "latency_ms_p99": percentile(lat, 99),
+        }
+
+
+def _ranges(numbers: list[int]) -> list[list[int]]:
+    """[1,2,3,7] -> [[1,3],[7,7]]: lost sequence numbers as gaps a person can read."""
+    out: list[list[int]] = []
+    for n in numbers:
+        if out and n == out[-1][1] + 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
