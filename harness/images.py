@@ -31,7 +31,7 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("HARNESS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 #: Python packages the stand-ins need inside the images (installed from a host-built wheelhouse,
 #: because pip inside a container fails TLS checks where TLS is intercepted).
-IMAGE_WHEELS = ("websockets>=14,<18", "protobuf>=5,<8", "PyYAML>=6,<7")
+IMAGE_WHEELS = ("websockets>=14,<18", "protobuf>=7.35,<8", "PyYAML>=6,<7", "h11>=0.14,<1")
 LABEL = "harness.image"
 
 
@@ -153,8 +153,12 @@ def image_tag(spec: ImageSpec, base: str) -> str:
 def _build_context(spec: ImageSpec, into: Path) -> None:
     shutil.copytree(spec.folder, into, dirs_exist_ok=True)
     for rel in spec.include:
-        src = ROOT / rel
-        shutil.copytree(src, into / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        src, dst = ROOT / rel, into / rel
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
     if spec.wheels:
         shutil.copytree(wheelhouse(), into / "wheels", ignore=shutil.ignore_patterns(".complete"))
 

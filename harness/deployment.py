@@ -1,0 +1,317 @@
+"""Brings a topology up in real containers (testcontainers) and tears it down on every path.
+
+Two networks per deployment: ``cf`` (routers, Traffic Controller, Doppler, CC, app; the LBs' back
+side) and ``edge`` (the client and the LBs' front side). The topology's DNS is Docker's: on the edge
+network each LB carries the hostnames the topology maps to it as network aliases.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+from harness import images, reaper
+from harness.drivers import Driver
+from harness.errors import NodeStartError, ScenarioError
+from harness.timeouts import scaled
+from harness.topology import LoadBalancer, Topology
+
+APP_GUID = "6a1b9a0e-2b3c-4d5e-8f90-1a2b3c4d5e6f"
+OTHER_APP_GUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
+#: Tokens of the CC/UAA stand-in: the CLI sends ``bearer <token>``.
+TOKENS = {
+    "dev": {"scopes": ["cloud_controller.read"], "apps": [APP_GUID]},
+    "other": {"scopes": ["cloud_controller.read"], "apps": [OTHER_APP_GUID]},
+    "admin": {"scopes": ["cloud_controller.admin", "doppler.firehose"], "apps": ["*"]},
+}
+LISTENING = r'"event": "listening"'
+DOPPLER_INGRESS = "ws://doppler:8082"
+
+
+def _log(msg: str) -> None:
+    print(f"[deployment] {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Node:
+    """One running container of the deployment, by its topology name."""
+
+    name: str
+    role: str
+    container: DockerContainer
+
+    @property
+    def docker(self) -> docker.models.containers.Container:
+        return self.container.get_wrapped_container()
+
+    def logs(self) -> str:
+        out, err = self.container.get_logs()
+        return (out + err).decode(errors="replace")
+
+    def exec(self, cmd: list[str]) -> tuple[int, str]:
+        result = self.docker.exec_run(cmd)
+        return result.exit_code, result.output.decode(errors="replace")
+
+    def ip(self, network: Network) -> str:
+        self.docker.reload()
+        return str(self.docker.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"])
+
+
+class ClientRun:
+    """A client command running in the client container, its JSON lines read as they come."""
+
+    def __init__(self, api: Any, container_id: str, cmd: list[str]) -> None:
+        self.cmd = cmd
+        self._api = api
+        self._exec = api.exec_create(container_id, cmd)["Id"]
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._new = threading.Condition()
+        self._done = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        buffer = b""
+        for chunk in self._api.exec_start(self._exec, stream=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                self._add(line.decode(errors="replace"))
+        if buffer:
+            self._add(buffer.decode(errors="replace"))
+        with self._new:
+            self._done = True
+            self._new.notify_all()
+
+    def _add(self, line: str) -> None:
+        with self._new:
+            self.raw.append(line)
+            try:
+                self.lines.append(json.loads(line))
+            except ValueError:
+                pass
+            self._new.notify_all()
+
+    def wait_event(self, event: str, timeout: float) -> dict[str, Any] | None:
+        """The first line with this event, or None if the command ended or time ran out first."""
+        deadline = time.monotonic() + scaled(timeout)
+        with self._new:
+            while True:
+                for line in self.lines:
+                    if line.get("event") == event:
+                        return line
+                remaining = deadline - time.monotonic()
+                if self._done or remaining <= 0:
+                    return None
+                self._new.wait(remaining)
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        line = self.wait_event("result", timeout)
+        if line is None:
+            raise ScenarioError(f"client command gave no result within {scaled(timeout):.0f} s: {self.cmd}",
+                                "\n".join(self.raw))
+        return line
+
+
+@dataclass
+class Deployment:
+    topology: Topology
+    drivers: dict[str, Driver]
+    results_dir: Path | None = None
+    logger_port: int | None = None  # override the topology's advertised port (mismatch variants)
+    uid: str = field(default_factory=lambda: secrets.token_hex(3))
+    nodes: dict[str, Node] = field(default_factory=dict)
+    lb_configs: dict[str, str] = field(default_factory=dict)
+    networks: dict[str, Network] = field(default_factory=dict)
+    started_s: float = 0.0
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> "Deployment":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def labels(self) -> dict[str, str]:
+        return reaper.labels(**{"harness.deployment": self.uid, "harness.topology": self.topology.name})
+
+    def start(self) -> None:
+        began = time.monotonic()
+        topo = self.topology
+        local = sorted({"cf", *(self.drivers[lb.driver].image for lb in topo.load_balancers
+                                if self.drivers[lb.driver].local_image)})
+        self.tags = images.ensure_images(local)
+        for name in ("cf", "edge"):
+            self.networks[name] = Network(docker_network_kw={"labels": self.labels()}).create()
+        cf_img = self.tags["cf"]
+        self._start("cc", "cc", cf_img, ["cc"], env={
+            "CF_SYSTEM_DOMAIN": topo.system_domain, "CF_LOGGER_SCHEME": topo.logger_scheme,
+            "CF_LOGGER_PORT": str(self.logger_port or topo.logger_port), "CF_API_SCHEME": "http",
+            "CF_TOKENS": json.dumps({"tokens": TOKENS, "apps": [APP_GUID, OTHER_APP_GUID]})})
+        self._start("doppler", "doppler", cf_img, ["doppler"])
+        self._start("app", "app", cf_img, ["app"])
+        self._start("tc", "tc", cf_img, ["tc"], env={"TC_CC_URL": "http://cc:9022", "TC_UAA_URL": "http://cc:9022",
+                                                     "TC_DOPPLER_URLS": DOPPLER_INGRESS, **self.tc_env()})
+        routes = {topo.fqdn("api"): "cc:9022", topo.fqdn("uaa"): "cc:9022", topo.fqdn("login"): "cc:9022",
+                  topo.fqdn("doppler"): "tc:8081", topo.fqdn("echo"): "app:8080"}
+        for i in range(topo.router_count):
+            self._start(f"router-{i}", "router", cf_img, ["router"], env={
+                "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes),
+                "ROUTER_PROXY_PROTOCOL": str(topo.router_proxy_protocol).lower()})
+        self._start("client", "client", cf_img, ["idle"], network="edge", wait=None)
+        for lb in topo.load_balancers:
+            self._start_lb(lb)
+        self.started_s = time.monotonic() - began
+        _log(f"{topo.name} ({', '.join(lb.driver for lb in topo.load_balancers)}) up in {self.started_s:.1f} s")
+
+    def tc_env(self) -> dict[str, str]:
+        """Traffic Controller timings; real defaults unless a test shrinks them."""
+        return {}
+
+    def _start(self, name: str, role: str, image: str, command: list[str], *, env: dict[str, str] | None = None,
+               network: str = "cf", aliases: list[str] | None = None, wait: str | None = LISTENING) -> Node:
+        container = (DockerContainer(image)
+                     .with_name(f"hx-{self.uid}-{name}")
+                     .with_command(command)
+                     .with_network(self.networks[network])
+                     .with_network_aliases(name, *(aliases or []))
+                     .with_kwargs(labels=self.labels(), init=True))
+        for key, value in (env or {}).items():
+            container.with_env(key, value)
+        if wait:
+            container.waiting_for(LogMessageWaitStrategy(wait).with_startup_timeout(int(scaled(30))))
+        node = Node(name, role, container)
+        self.nodes[name] = node
+        try:
+            container.start()
+        except Exception as exc:
+            raise NodeStartError(name, f"log line matching {wait!r}", scaled(30),
+                                 node.logs() if container._container else str(exc)) from exc
+        return node
+
+    def _start_lb(self, lb: LoadBalancer) -> None:
+        driver = self.drivers[lb.driver]
+        routers = [{"host": f"router-{i}", "port": 80, "status_port": 8080} for i in range(self.topology.router_count)]
+        config = driver.render({"lb": lb, "routers": routers})
+        self.lb_configs[lb.name] = config
+        image = self.tags[driver.image] if driver.local_image else driver.image
+        node = self._start(lb.name, "lb", image, list(driver.command), env={driver.config_env: config}, wait=None)
+        hostnames = [self.topology.fqdn(label) for label, target in self.topology.dns.items() if target == lb.name]
+        self.networks["edge"].connect(node.docker.id, [lb.name, *hostnames])
+        for listener in lb.listeners:
+            self._wait_reachable(lb.name, listener.port)
+
+    def _wait_reachable(self, host: str, port: int, timeout: float = 20) -> None:
+        """Readiness of an LB listener, checked from where clients are: the client container."""
+        probe = (f"import socket,sys\ntry:\n socket.create_connection(('{host}',{port}),1).close()\n"
+                 "except OSError as e:\n sys.exit(str(e))")
+        deadline = time.monotonic() + scaled(timeout)
+        while True:
+            code, out = self.nodes["client"].exec(["python3", "-c", probe])
+            if code == 0:
+                return
+            if time.monotonic() > deadline or self.nodes[host].docker.status == "exited":
+                raise NodeStartError(host, f"TCP port {port} reachable from the client ({out.strip()})",
+                                     scaled(timeout), self.nodes[host].logs())
+            time.sleep(0.2)
+            self.nodes[host].docker.reload()
+
+    def stop(self) -> None:
+        for node in reversed(list(self.nodes.values())):
+            try:
+                node.container.stop()
+            except Exception as exc:  # keep tearing down the rest
+                _log(f"could not remove {node.name}: {exc}")
+        for net in self.networks.values():
+            try:
+                net.remove()
+            except Exception as exc:
+                _log(f"could not remove network {net.name}: {exc}")
+        self.nodes.clear()
+        self.networks.clear()
+
+    # ---- scenario steps --------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.topology.fqdn('api')}"
+
+    def client_run(self, *args: str) -> ClientRun:
+        node = self.nodes["client"]
+        return ClientRun(node.docker.client.api, node.docker.id, ["python3", "-m", "harness.cf", *args])
+
+    def stream_logs(self, token: str, expect: int, *, timeout: float = 60, app: str = APP_GUID,
+                    extra: tuple[str, ...] = ()) -> ClientRun:
+        return self.client_run("logs", "--api", self.api_url, "--app", app, "--token", f"bearer {token}" if token else "",
+                               "--expect", str(expect), "--timeout", str(scaled(timeout)), *extra)
+
+    def firehose(self, token: str, sub: str, *, timeout: float = 60, settle: float = 3) -> ClientRun:
+        return self.client_run("firehose", "--api", self.api_url, "--sub", sub, "--token", f"bearer {token}",
+                               "--timeout", str(scaled(timeout)), "--settle", str(scaled(settle)), "--print-seqs")
+
+    def recent_logs(self, token: str, app: str = APP_GUID) -> dict[str, Any]:
+        return self.client_run("recent", "--api", self.api_url, "--app", app, "--token", f"bearer {token}").result(30)
+
+    def http_get(self, label: str = "echo", path: str = "/", headers: dict[str, str] | None = None) -> dict[str, Any]:
+        args = ["http", f"http://{self.topology.fqdn(label)}{path}"]
+        for key, value in (headers or {}).items():
+            args += ["--header", f"{key}: {value}"]
+        return self.client_run(*args).result(30)
+
+    def emit(self, count: int, *, rate: float = 0, app: str = APP_GUID, start: int = 0) -> dict[str, Any]:
+        code, out = self.nodes["app"].exec(["python3", "-m", "harness.cf", "emit", "--doppler", DOPPLER_INGRESS,
+                                            "--app", app, "--count", str(count), "--rate", str(rate),
+                                            "--start", str(start)])
+        if code != 0:
+            raise ScenarioError(f"emitter failed (exit {code})", out)
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    def router_requests(self) -> list[dict[str, Any]]:
+        """Every request the routers received, oldest first: what the LB actually forwarded."""
+        seen: list[dict[str, Any]] = []
+        for i in range(self.topology.router_count):
+            code, out = self.nodes[f"router-{i}"].exec(["curl", "-sf", "http://127.0.0.1:8080/requests"])
+            if code == 0:
+                seen += json.loads(out)
+        return sorted(seen, key=lambda r: r["ts"])
+
+    def client_ip(self) -> str:
+        return self.nodes["client"].ip(self.networks["edge"])
+
+    # ---- evidence --------------------------------------------------------------------------------
+
+    def collect(self, into: Path) -> list[Path]:
+        """Write every node's logs and the rendered LB configs; return the files written."""
+        into.mkdir(parents=True, exist_ok=True)
+        written = []
+        for node in self.nodes.values():
+            path = into / f"{node.name}.log"
+            try:
+                path.write_text(node.logs())
+            except Exception as exc:
+                path.write_text(f"(logs unavailable: {exc})")
+            written.append(path)
+        for name, config in self.lb_configs.items():
+            path = into / f"{name}.conf"
+            path.write_text(config)
+            written.append(path)
+        shutil.copy(self.topology.file, into / "topology.yaml")
+        return written

@@ -1,0 +1,92 @@
+"""LB drivers are data: a ``<name>.yaml`` file plus a config template, no harness code.
+
+A driver says which image runs the LB, how its config is rendered (Jinja2, strict: an unknown
+variable is an error) and what it can do (listener protocols, Upgrade pass-through, PROXY
+protocol). Vendors add theirs with ``--driver-dir``; see README "Adding a load balancer".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from harness.errors import DriverError
+
+DRIVERS_DIR = Path(__file__).resolve().parent.parent / "topologies" / "drivers"
+FIELDS = {"name", "description", "image", "template", "protocols", "passes_upgrade", "proxy_protocol",
+          "vars", "config_env", "version_command", "command"}
+
+
+@dataclass(frozen=True)
+class Driver:
+    name: str
+    file: Path
+    description: str
+    image: str  # a folder under images/ (built here) or any image reference
+    template: Path
+    protocols: tuple[str, ...]
+    passes_upgrade: bool
+    proxy_protocol: bool
+    vars: dict[str, Any] = field(default_factory=dict)
+    config_env: str = "LB_CONFIG"
+    version_command: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+
+    @property
+    def local_image(self) -> bool:
+        return ":" not in self.image and "/" not in self.image
+
+    def render(self, context: dict[str, Any]) -> str:
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.template.parent),
+                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        try:
+            return env.get_template(self.template.name).render(**context, vars=self.vars)
+        except jinja2.TemplateError as exc:
+            raise DriverError(str(self.template), getattr(exc, "name", None) or "(template)", str(exc),
+                              "the template may use: lb, routers, vars") from None
+
+
+def _fail(file: Path, fld: str, problem: str, fix: str) -> DriverError:
+    return DriverError(str(file), fld, problem, fix)
+
+
+def load(path: Path) -> Driver:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise _fail(path, "(syntax)", f"invalid YAML: {exc}", "fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise _fail(path, "(top level)", "is not a mapping", "start with 'name: <driver>'")
+    if unknown := set(data) - FIELDS:
+        raise _fail(path, sorted(unknown)[0], "unknown field", f"allowed: {', '.join(sorted(FIELDS))}")
+    for required in ("name", "image", "template", "protocols"):
+        if required not in data:
+            raise _fail(path, required, "missing", f"add '{required}:'")
+    template = path.parent / str(data["template"])
+    if not template.is_file():
+        raise _fail(path, "template", f"{template} does not exist", "name a template file beside the driver")
+    protocols = data["protocols"]
+    if not isinstance(protocols, list) or not set(protocols) <= {"http", "tcp"} or not protocols:
+        raise _fail(path, "protocols", f"{protocols!r}", "use a list drawn from: http, tcp")
+    for flag in ("passes_upgrade", "proxy_protocol"):
+        if not isinstance(data.get(flag, False), bool):
+            raise _fail(path, flag, f"is {data[flag]!r}", "use true or false")
+    return Driver(name=str(data["name"]), file=path, description=str(data.get("description", "")),
+                  image=str(data["image"]), template=template, protocols=tuple(protocols),
+                  passes_upgrade=bool(data.get("passes_upgrade", False)),
+                  proxy_protocol=bool(data.get("proxy_protocol", False)), vars=dict(data.get("vars") or {}),
+                  config_env=str(data.get("config_env", "LB_CONFIG")),
+                  version_command=tuple(data.get("version_command") or ()), command=tuple(data.get("command") or ()))
+
+
+def load_all(*extra_dirs: Path) -> dict[str, Driver]:
+    drivers: dict[str, Driver] = {}
+    for directory in (DRIVERS_DIR, *extra_dirs):
+        for path in sorted(Path(directory).glob("*.yaml")):
+            driver = load(path)
+            drivers[driver.name] = driver  # a vendor's driver may replace a built-in one
+    return drivers
