@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "elb", "idle")
+ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "elb", "idle")
 
 
 def main(argv: list[str]) -> None:

@@ -155,6 +155,62 @@ def cmd_recent(args: argparse.Namespace) -> None:
          body=body[:300].decode(errors="replace") if status != 200 else "")
 
 
+def cmd_mute(args: argparse.Namespace) -> None:
+    """Handshake, then read nothing (no pongs, no data) for ``--seconds``; report what had arrived.
+
+    Built on websockets' sans-I/O ClientProtocol: the pongs it queues are simply never sent,
+    which is how a stuck or paused consumer looks to the Traffic Controller.
+    """
+    import socket
+
+    from websockets.client import ClientProtocol
+    from websockets.frames import Close, Opcode
+    from websockets.http11 import Response
+    from websockets.uri import parse_uri
+
+    url = _endpoint(args) + (f"/apps/{args.app}/stream" if args.app else f"/firehose/{args.sub}?")
+    uri = parse_uri(url)
+    protocol = ClientProtocol(uri)
+    request = protocol.connect()
+    request.headers["Authorization"] = args.token
+    protocol.send_request(request)
+    sock = socket.create_connection((uri.host, uri.port), timeout=10)
+    sock.sendall(b"".join(protocol.data_to_send()))
+    status = None
+    counts = {"binary": 0, "ping": 0}
+    close: dict[str, object] = {}
+
+    def account(events: list[object]) -> None:
+        nonlocal status, close
+        for event in events:
+            if isinstance(event, Response):
+                status = event.status_code
+            elif event.opcode == Opcode.BINARY:  # type: ignore[attr-defined]
+                counts["binary"] += 1
+            elif event.opcode == Opcode.PING:  # type: ignore[attr-defined]
+                counts["ping"] += 1
+            elif event.opcode == Opcode.CLOSE:  # type: ignore[attr-defined]
+                parsed = Close.parse(event.data)  # type: ignore[attr-defined]
+                close = {"code": parsed.code, "reason": parsed.reason}
+
+    while status is None:
+        protocol.receive_data(sock.recv(65536))
+        account(protocol.events_received())
+    emit("connected", url=url, status=status)
+    time.sleep(args.seconds)
+    sock.settimeout(args.drain)
+    try:
+        while not close:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            protocol.receive_data(data)
+            account(protocol.events_received())
+    except (TimeoutError, OSError) as exc:
+        close = close or {"error": repr(exc)}
+    emit("result", url=url, status=status, frames=counts, close=close)
+
+
 def cmd_http(args: argparse.Namespace) -> None:
     headers = dict(h.split(":", 1) for h in args.header)
     status, resp_headers, body = call(args.url, headers={k: v.strip() for k, v in headers.items()}, timeout=10)
@@ -177,6 +233,12 @@ def main(argv: list[str]) -> None:
         p.add_argument("--expect", type=int, default=0, help="sequence numbers 0..N-1 the emitter sends")
         p.add_argument("--settle", type=float, default=0, help="stop after this many idle seconds once data came")
         p.add_argument("--print-seqs", action="store_true")
+    mute = sub.add_parser("mute")
+    mute.set_defaults(func=cmd_mute)
+    mute.add_argument("--app", default="")
+    mute.add_argument("--sub", default="harness-nozzle")
+    mute.add_argument("--seconds", type=float, default=5, help="how long to read nothing")
+    mute.add_argument("--drain", type=float, default=5, help="then read for at most this long")
     recent = sub.add_parser("recent")
     recent.set_defaults(func=cmd_recent)
     recent.add_argument("--app", required=True)

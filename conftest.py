@@ -1,0 +1,3 @@
+"""The harness's pytest plugin (options --lb, --topology, --driver-dir, --results-dir; fixtures)."""
+
+pytest_plugins = ["harness.plugin"]
