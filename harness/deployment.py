@@ -22,7 +22,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-from harness import images, reaper
+from harness import images, reaper, tls
 from harness.drivers import Driver
 from harness.errors import NodeStartError, ScenarioError
 from harness.timeouts import scaled
@@ -162,6 +162,7 @@ class Deployment:
         for name in ("cf", "edge"):
             self.networks[name] = Network(docker_network_kw={"labels": self.labels()}).create()
         cf_img = self.tags["cf"]
+        self.pki = tls.pki_for(topo.system_domain, topo.apps_domain)
         self._start("cc", "cc", cf_img, ["cc"], env={
             "CF_SYSTEM_DOMAIN": topo.system_domain, "CF_LOGGER_SCHEME": topo.logger_scheme,
             "CF_LOGGER_PORT": str(self.logger_port or topo.logger_port), "CF_API_SCHEME": "http",
@@ -174,9 +175,10 @@ class Deployment:
                   topo.fqdn("doppler"): "tc:8081", topo.fqdn("echo"): "app:8080"}
         for i in range(topo.router_count):
             self._start(f"router-{i}", "router", cf_img, ["router"], env={
-                "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes),
+                "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes), "ROUTER_TLS_PEM": self.pki.server_pem,
                 "ROUTER_PROXY_PROTOCOL": str(topo.router_proxy_protocol).lower()})
-        self._start("client", "client", cf_img, ["idle"], network="edge", wait=None)
+        self._start("client", "client", cf_img, ["idle"], network="edge", wait=None,
+                    env={"HARNESS_CA_PEM": self.pki.ca_pem})
         for lb in topo.load_balancers:
             self._start_lb(lb)
         self.started_s = time.monotonic() - began
@@ -213,7 +215,8 @@ class Deployment:
         config = driver.render({"lb": lb, "routers": routers})
         self.lb_configs[lb.name] = config
         image = self.tags[driver.image] if driver.local_image else driver.image
-        node = self._start(lb.name, "lb", image, list(driver.command), env={driver.config_env: config}, wait=None)
+        node = self._start(lb.name, "lb", image, list(driver.command),
+                           env={driver.config_env: config, "LB_TLS_PEM": self.pki.server_pem}, wait=None)
         hostnames = [self.topology.fqdn(label) for label, target in self.topology.dns.items() if target == lb.name]
         self.networks["edge"].connect(node.docker.id, [lb.name, *hostnames])
         for listener in lb.listeners:
@@ -295,6 +298,25 @@ class Deployment:
 
     def client_ip(self) -> str:
         return self.nodes["client"].ip(self.networks["edge"])
+
+    def lb_ips(self) -> set[str]:
+        """The LBs' addresses on the router side: what routers see as peer in TCP mode."""
+        return {n.ip(self.networks["cf"]) for n in self.nodes.values() if n.role == "lb"}
+
+    def environment(self) -> dict[str, Any]:
+        """Image IDs and LB versions of this deployment, for the report (computed once)."""
+        if not hasattr(self, "_environment"):
+            versions = {}
+            for lb in self.topology.load_balancers:
+                driver = self.drivers[lb.driver]
+                if driver.version_command:
+                    _, out = self.nodes[lb.name].exec(list(driver.version_command))
+                    versions[driver.name] = out.strip().splitlines()[0] if out.strip() else ""
+            ids = {}
+            for node in self.nodes.values():
+                ids[node.container.image] = node.docker.image.id
+            self._environment = {"lb_versions": versions, "images": ids}
+        return self._environment
 
     # ---- evidence --------------------------------------------------------------------------------
 

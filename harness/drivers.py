@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import yaml
 
 from harness.errors import DriverError
+
+if TYPE_CHECKING:
+    from harness.topology import Topology
 
 DRIVERS_DIR = Path(__file__).resolve().parent.parent / "topologies" / "drivers"
 FIELDS = {"name", "description", "image", "template", "protocols", "passes_upgrade", "proxy_protocol",
@@ -30,7 +33,7 @@ class Driver:
     template: Path
     protocols: tuple[str, ...]
     passes_upgrade: bool
-    proxy_protocol: bool
+    proxy_protocol: tuple[str, ...]  # PROXY versions it can send: v1, v2
     vars: dict[str, Any] = field(default_factory=dict)
     config_env: str = "LB_CONFIG"
     version_command: tuple[str, ...] = ()
@@ -39,6 +42,20 @@ class Driver:
     @property
     def local_image(self) -> bool:
         return ":" not in self.image and "/" not in self.image
+
+    def supports(self, topo: "Topology") -> str | None:
+        """Why this driver cannot run the topology's default LBs, or None when it can."""
+        for key, wanted in topo.requires.items():
+            if getattr(self, key) != wanted:
+                return f"topology requires {key}={wanted}"
+        for lb in topo.load_balancers:
+            if lb.driver != "default":
+                continue
+            if missing := {lst.protocol for lst in lb.listeners} - set(self.protocols):
+                return f"no {'/'.join(sorted(missing))} listeners"
+            if lb.proxy_protocol != "none" and lb.proxy_protocol not in self.proxy_protocol:
+                return f"cannot send PROXY {lb.proxy_protocol}"
+        return None
 
     def render(self, context: dict[str, Any]) -> str:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.template.parent),
@@ -72,13 +89,15 @@ def load(path: Path) -> Driver:
     protocols = data["protocols"]
     if not isinstance(protocols, list) or not set(protocols) <= {"http", "tcp"} or not protocols:
         raise _fail(path, "protocols", f"{protocols!r}", "use a list drawn from: http, tcp")
-    for flag in ("passes_upgrade", "proxy_protocol"):
-        if not isinstance(data.get(flag, False), bool):
-            raise _fail(path, flag, f"is {data[flag]!r}", "use true or false")
+    if not isinstance(data.get("passes_upgrade", False), bool):
+        raise _fail(path, "passes_upgrade", f"is {data['passes_upgrade']!r}", "use true or false")
+    proxy = data.get("proxy_protocol", [])
+    if not isinstance(proxy, list) or not set(proxy) <= {"v1", "v2"}:
+        raise _fail(path, "proxy_protocol", f"is {proxy!r}", "use a list drawn from: v1, v2 (or [])")
     return Driver(name=str(data["name"]), file=path, description=str(data.get("description", "")),
                   image=str(data["image"]), template=template, protocols=tuple(protocols),
                   passes_upgrade=bool(data.get("passes_upgrade", False)),
-                  proxy_protocol=bool(data.get("proxy_protocol", False)), vars=dict(data.get("vars") or {}),
+                  proxy_protocol=tuple(proxy), vars=dict(data.get("vars") or {}),
                   config_env=str(data.get("config_env", "LB_CONFIG")),
                   version_command=tuple(data.get("version_command") or ()), command=tuple(data.get("command") or ()))
 

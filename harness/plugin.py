@@ -1,9 +1,10 @@
 """pytest plugin: options, matrix cells, one live deployment per xdist worker, evidence on failure.
 
-A scenario test asks for the ``deployment`` fixture and says which topology it needs with
-``@pytest.mark.topology(name, driver=None, tc=None)``. ``driver=None`` means "every LB under test"
-(``--lb``); the plugin parametrizes the test over those cells and groups each cell's tests on one
-worker (``xdist_group``), so a cell is brought up once per worker, not once per test.
+A scenario test asks for the ``deployment`` fixture and says which cells it runs in, either with
+``@pytest.mark.matrix`` (every topology x every LB under test that can run it) or with
+``@pytest.mark.topology(name, driver=None, tc=None, lb_idle=None)`` (``driver=None``: every LB
+under test, ``--lb``). The plugin parametrizes the test over those cells and groups each cell's
+tests on one worker (``xdist_group``), so a cell is brought up once, not once per test.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -21,6 +23,8 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # harness.reaper 
 
 from harness import drivers as driver_registry  # noqa: E402
 from harness import topology as topology_registry  # noqa: E402
+from harness import report as report_writer  # noqa: E402
+from harness import verdicts  # noqa: E402
 from harness.deployment import Deployment  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 
@@ -29,8 +33,8 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "CF WebSocket LB harness")
-    group.addoption("--lb", default=os.environ.get("HARNESS_LB", "nginx"),
-                    help="comma-separated LB drivers under test (default: nginx)")
+    group.addoption("--lb", default=os.environ.get("HARNESS_LB", ""),
+                    help="comma-separated LB drivers under test (default: every driver)")
     group.addoption("--topology", default="", help="comma-separated topologies to run (default: all)")
     group.addoption("--driver-dir", action="append", default=[], type=Path,
                     help="extra folder of LB driver files (a vendor's driver); may repeat")
@@ -38,14 +42,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "topology(name, driver=None, tc=None): the cell a scenario runs in")
+    config.addinivalue_line("markers", "topology(name, driver=None, tc=None, lb_idle=None): cells a scenario runs in")
+    config.addinivalue_line("markers", "matrix: run in every topology x LB cell")
     config.addinivalue_line("markers", "scenario: needs Docker; brings up containers")
     drivers = driver_registry.load_all(*config.getoption("--driver-dir"))
+    if not config.getoption("--lb"):
+        config.option.lb = ",".join(sorted(drivers))
     unknown = [lb for lb in _csv(config.getoption("--lb")) if lb not in drivers]
     if unknown:
         raise pytest.UsageError(f"--lb {','.join(unknown)}: no such driver; known: {', '.join(sorted(drivers))} "
                                 "(add one with --driver-dir)")
     config.stash[DRIVERS] = drivers
+    _CONFIG[:] = [config]
     if not hasattr(config, "workerinput"):  # controller only: once per run
         _reap_leftovers()
 
@@ -77,27 +85,35 @@ class Cell:
     topology: str
     driver: str
     tc: tuple[tuple[str, str], ...] = ()
+    lb_idle: float | None = None  # override every LB's idle timeout (seconds)
 
     @property
     def id(self) -> str:
         suffix = "".join(f"-{k.lower().removeprefix('tc_')}{v}" for k, v in self.tc)
+        suffix += f"-lbidle{self.lb_idle:g}" if self.lb_idle else ""
         return f"{self.topology}-{self.driver}{suffix}".replace("_", "-")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "deployment" not in metafunc.fixturenames:
         return
-    marker = metafunc.definition.get_closest_marker("topology")
-    if marker is None:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: uses 'deployment' without @pytest.mark.topology")
-    name = marker.args[0]
+    drivers = metafunc.config.stash[DRIVERS]
     topologies = topology_registry.load_all()
-    if name not in topologies:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: topology '{name}' not in topologies/")
-    fixed = marker.kwargs.get("driver")
-    drivers = [fixed] if fixed else _csv(metafunc.config.getoption("--lb"))
-    tc = tuple(sorted((marker.kwargs.get("tc") or {}).items()))
-    cells = [Cell(name, d, tc) for d in drivers]
+    under_test = _csv(metafunc.config.getoption("--lb"))
+    cells: list[Cell] = []
+    if metafunc.definition.get_closest_marker("matrix"):
+        cells = [Cell(t, d) for t in topologies for d in under_test if drivers[d].supports(topologies[t]) is None]
+    elif marker := metafunc.definition.get_closest_marker("topology"):
+        name = marker.args[0]
+        if name not in topologies:
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: topology '{name}' not in topologies/")
+        fixed = marker.kwargs.get("driver")
+        candidates = [fixed] if fixed else under_test
+        tc = tuple(sorted((marker.kwargs.get("tc") or {}).items()))
+        cells = [Cell(name, d, tc, marker.kwargs.get("lb_idle")) for d in candidates
+                 if d in drivers and (fixed or drivers[d].supports(topologies[name]) is None)]
+    else:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: uses 'deployment' without a matrix/topology mark")
     metafunc.parametrize("deployment", cells, ids=[c.id for c in cells], indirect=True)
 
 
@@ -134,6 +150,8 @@ class CellManager:
         if cell in self.failures:  # don't retry a cell that failed to start for every test in it
             raise self.failures[cell]
         topo = topology_registry.load_all()[cell.topology].with_driver(cell.driver)
+        if cell.lb_idle:
+            topo = topo.with_idle_timeout(cell.lb_idle)
         deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc))
         try:
             deployment.__enter__()
@@ -169,7 +187,34 @@ def cells(pytestconfig: pytest.Config) -> Iterator[CellManager]:
 def deployment(request: pytest.FixtureRequest, cells: CellManager) -> Deployment:
     dep = cells.get(request.param)
     request.node.stash[DEPLOYMENT] = dep
+    request.node.stash[CELL] = request.param
     return dep
+
+
+CELL = pytest.StashKey[Cell]()
+
+
+@pytest.fixture
+def verdict(request: pytest.FixtureRequest, deployment: Deployment) -> Callable[..., None]:
+    """``verdict(check, observed, **details)``: record the check for the report, then assert it.
+
+    The expected outcome comes from ``harness.verdicts.expected`` (the seed's rules), so an
+    expected failure passes only when it fails in exactly the predicted way.
+    """
+    expectations = verdicts.expected(deployment.topology, deployment.drivers)
+    cell: Cell = request.param if hasattr(request, "param") else request.node.stash[CELL]
+
+    def check(name: str, observed: str, **details: Any) -> None:
+        exp = expectations[name]
+        record = {"cell": cell.id, "topology": cell.topology, "driver": cell.driver, "check": name,
+                  "expected": exp.outcome, "because": exp.because, "observed": observed,
+                  "diagnosis": verdicts.diagnosis(observed), "ok": observed == exp.outcome, "details": details,
+                  "environment": deployment.environment()}
+        request.node.user_properties.append(("harness_check", record))
+        assert observed == exp.outcome, (f"{name}: expected '{exp.outcome}' ({exp.because}) but observed "
+                                         f"'{observed}': {verdicts.diagnosis(observed)}; details: {details}")
+
+    return check
 
 
 DEPLOYMENT = pytest.StashKey[Deployment]()
@@ -188,6 +233,65 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     except Exception as exc:
         report.sections.append(("harness evidence", f"could not collect evidence: {exc}"))
         return
+    report.user_properties.append(("harness_evidence", str(folder)))
     tails = "\n".join(f"--- {p.name} (last 40 lines) ---\n" + "\n".join(p.read_text().splitlines()[-40:])
                       for p in files if p.suffix == ".log")
     report.sections.append(("harness evidence", f"written to {folder}\n{tails}"))
+
+
+# ---- the report: records come from every worker through the reports' user_properties -------------
+
+RECORDS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[RECORDS] = []
+    session.config.stash[STARTED] = time.monotonic()
+
+
+STARTED = pytest.StashKey[float]()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    props = dict(report.user_properties)
+    record = props.get("harness_check")
+    if record is None or report.when != "call":
+        return
+    record = dict(record)
+    record["evidence"] = props.get("harness_evidence")
+    if report.failed and record["ok"]:  # the check passed, something after it failed
+        record["ok"] = False
+        record["observed"] = f"test failed after the check: {report.longreprtext.splitlines()[-1][:200]}"
+    config = _config_of(report)
+    if config is not None:
+        config.stash[RECORDS].append(record)
+
+
+_CONFIG: list[pytest.Config] = []
+
+
+def _config_of(report: pytest.TestReport) -> pytest.Config | None:
+    return _CONFIG[0] if _CONFIG else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or not config.stash.get(RECORDS, None):
+        return
+    files = report_writer.write(config.stash[RECORDS], config.getoption("--results-dir"),
+                                topology_registry.load_all(), time.monotonic() - config.stash[STARTED])
+    config.stash[REPORT_FILES] = files
+
+
+REPORT_FILES = pytest.StashKey[list[Path]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    records = config.stash.get(RECORDS, None)
+    if not records:
+        return
+    terminalreporter.section("CF WebSocket LB matrix")
+    terminalreporter.write_line(report_writer.to_terminal(report_writer.group(records)))
+    for path in config.stash.get(REPORT_FILES, []):
+        terminalreporter.write_line(f"report: {path}")

@@ -21,14 +21,19 @@ PROTOCOLS = ("http", "tcp")
 SCHEMES = ("ws", "wss")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 TOP_LEVEL = {"name", "strategy", "seed", "system_domain", "apps_domain", "routers", "logger_endpoint",
-             "load_balancers", "dns", "expect", "description"}
+             "load_balancers", "dns", "expect", "description", "requires"}
+REQUIREMENTS = ("passes_upgrade",)
+
+
+PROXY_VERSIONS = ("none", "v1", "v2")
 
 
 @dataclass(frozen=True)
 class Listener:
     port: int
     protocol: str  # "http" (the LB parses HTTP) or "tcp" (the LB passes bytes)
-    tls: bool = False
+    tls: bool = False  # the LB terminates TLS on this listener
+    backend_port: int = 80  # router port it forwards to (443: the routers' TLS listener)
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class LoadBalancer:
     name: str
     driver: str  # driver name, or "default": the LB under test (pytest --lb)
     listeners: tuple[Listener, ...]
-    proxy_protocol: bool = False  # send PROXY v1 to the routers (tcp listeners)
+    proxy_protocol: str = "none"  # PROXY header sent to the routers on tcp listeners: none, v1, v2
     idle_timeout: float = 60.0
 
 
@@ -55,12 +60,16 @@ class Topology:
     load_balancers: tuple[LoadBalancer, ...]
     dns: dict[str, str]  # hostname label -> LB name
     expect: dict[str, str] = field(default_factory=dict)
+    requires: dict[str, bool] = field(default_factory=dict)  # driver capabilities a cell needs
 
     def lb(self, name: str) -> LoadBalancer:
         return next(lb for lb in self.load_balancers if lb.name == name)
 
     def fqdn(self, label: str) -> str:
         return f"{label}.{self.apps_domain if label == 'echo' else self.system_domain}"
+
+    def with_idle_timeout(self, seconds: float) -> "Topology":
+        return replace(self, load_balancers=tuple(replace(lb, idle_timeout=seconds) for lb in self.load_balancers))
 
     def with_driver(self, driver: str) -> "Topology":
         """Bind every ``default`` LB to a concrete driver (one matrix cell)."""
@@ -111,14 +120,18 @@ def _listeners(r: _Reader, raw: Any, path: str) -> tuple[Listener, ...]:
         p = f"{path}[{i}]"
         if not isinstance(item, dict):
             raise r.fail(p, f"is {item!r}", "use a mapping like {port: 80, protocol: http}")
-        unknown = set(item) - {"port", "protocol", "tls"}
+        unknown = set(item) - {"port", "protocol", "tls", "backend_port"}
         if unknown:
-            raise r.fail(f"{p}.{sorted(unknown)[0]}", "unknown field", "allowed: port, protocol, tls")
+            raise r.fail(f"{p}.{sorted(unknown)[0]}", "unknown field", "allowed: port, protocol, tls, backend_port")
         port = r.port(item, "port", p)
         if port in ports:
             raise r.fail(f"{p}.port", f"port {port} is listed twice", "give each listener its own port")
         ports.add(port)
-        out.append(Listener(port, r.choice(item, "protocol", p, PROTOCOLS), r.get(item, "tls", p, bool, False)))
+        backend = r.port(item, "backend_port", p, 80)
+        if backend not in (80, 443):
+            raise r.fail(f"{p}.backend_port", f"routers listen on 80 and 443, not {backend}", "use 80 or 443")
+        out.append(Listener(port, r.choice(item, "protocol", p, PROTOCOLS), r.get(item, "tls", p, bool, False),
+                            backend))
     return tuple(out)
 
 
@@ -143,7 +156,8 @@ def _load_balancers(r: _Reader, raw: Any) -> tuple[LoadBalancer, ...]:
         if idle <= 0:
             raise r.fail(f"{p}.idle_timeout", f"{idle} is not positive", "use seconds > 0")
         lbs.append(LoadBalancer(name, r.get(item, "driver", p, str, "default"), _listeners(r, item.get("listeners"),
-                                f"{p}.listeners"), r.get(item, "proxy_protocol", p, bool, False), float(idle)))
+                                f"{p}.listeners"), r.choice(item, "proxy_protocol", p, PROXY_VERSIONS, "none"),
+                                float(idle)))
     return tuple(lbs)
 
 
@@ -186,9 +200,17 @@ def parse(data: Any, file: str) -> Topology:
         logger_port=r.port(logger, "port", "logger_endpoint"),
         load_balancers=lbs, dns=_dns(r, data.get("dns"), lbs),
         expect={str(k): str(v) for k, v in r.get(data, "expect", "", dict, {}).items()},
+        requires=_requires(r, r.get(data, "requires", "", dict, {})),
     )
     _check_logger_port(r, topo)
     return topo
+
+
+def _requires(r: _Reader, raw: dict[str, Any]) -> dict[str, bool]:
+    for key in raw:
+        if key not in REQUIREMENTS:
+            raise r.fail(f"requires.{key}", "unknown capability", f"use one of: {', '.join(REQUIREMENTS)}")
+    return {key: r.get(raw, key, "requires", bool) for key in raw}
 
 
 def _check_logger_port(r: _Reader, topo: Topology) -> None:

@@ -30,9 +30,10 @@ def emit(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}, default=str), flush=True)
 
 
-def ssl_context() -> ssl.SSLContext | None:
-    ca = os.environ.get("HARNESS_CA_FILE")
-    return ssl.create_default_context(cafile=ca) if ca else None
+def ssl_context() -> ssl.SSLContext:
+    """Trusts the topology's CA (``HARNESS_CA_PEM``), else the system store."""
+    ca = os.environ.get("HARNESS_CA_PEM")
+    return ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
 
 
 def discover(api: str) -> str:
@@ -140,9 +141,13 @@ def cmd_recent(args: argparse.Namespace) -> None:
     parts = urlsplit(endpoint)
     scheme = {"wss": "https", "ws": "http"}[parts.scheme]
     url = f"{scheme}://{parts.netloc}/apps/{args.app}/recentlogs"
-    status, headers, body = call(url, headers={"Authorization": args.token}, timeout=10)
     seqs: list[int] = []
     error = None
+    try:
+        status, headers, body = call(url, headers={"Authorization": args.token}, timeout=10,
+                                     context=ssl_context() if scheme == "https" else None)
+    except OSError as exc:
+        status, headers, body, error = None, {}, b"", f"dial: {exc!r}"
     if status == 200:
         try:
             for part in multipart.decode(headers.get("Content-Type", ""), body):
@@ -175,6 +180,8 @@ def cmd_mute(args: argparse.Namespace) -> None:
     request.headers["Authorization"] = args.token
     protocol.send_request(request)
     sock = socket.create_connection((uri.host, uri.port), timeout=10)
+    if uri.secure:
+        sock = ssl_context().wrap_socket(sock, server_hostname=uri.host)
     sock.sendall(b"".join(protocol.data_to_send()))
     status = None
     counts = {"binary": 0, "ping": 0}
@@ -213,12 +220,17 @@ def cmd_mute(args: argparse.Namespace) -> None:
 
 def cmd_http(args: argparse.Namespace) -> None:
     headers = dict(h.split(":", 1) for h in args.header)
-    status, resp_headers, body = call(args.url, headers={k: v.strip() for k, v in headers.items()}, timeout=10)
+    try:
+        status, resp_headers, body = call(args.url, headers={k: v.strip() for k, v in headers.items()}, timeout=10,
+                                          context=ssl_context() if args.url.startswith("https") else None)
+    except OSError as exc:
+        emit("result", url=args.url, status=None, headers={}, body="", error=f"dial: {exc!r}")
+        return
     try:
         parsed: object = json.loads(body)
     except ValueError:
         parsed = body.decode(errors="replace")
-    emit("result", url=args.url, status=status, headers=resp_headers, body=parsed)
+    emit("result", url=args.url, status=status, headers=resp_headers, body=parsed, error=None)
 
 
 def main(argv: list[str]) -> None:

@@ -65,10 +65,10 @@ class Router:
                 raise EOFError()
             data += chunk
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool = False) -> None:
         peer_ip = writer.get_extra_info("peername")[0]
         try:
-            await self._handle(reader, writer, peer_ip)
+            await self._handle(reader, writer, peer_ip, tls)
         except (EOFError, ConnectionError, OSError):
             pass
         except pp.ProxyProtocolError as exc:
@@ -76,8 +76,12 @@ class Router:
         finally:
             writer.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str) -> None:
-        buffered, proxy = await self._proxy_header(reader) if self.proxy_protocol else (b"", None)
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str,
+                      tls: bool) -> None:
+        # PROXY is read on the plain listener only: on the TLS listener the header would sit
+        # outside TLS, which this stand-in does not unwrap (see README, "Known gaps").
+        use_proxy = self.proxy_protocol and not tls
+        buffered, proxy = await self._proxy_header(reader) if use_proxy else (b"", None)
         client_ip = proxy.source_ip if proxy else peer_ip
         try:
             head, rest = await read_head(reader, buffered)
@@ -93,7 +97,7 @@ class Router:
         method, target = request.method.decode(), request.target.decode("latin-1")
         host = hdr.host_without_port(hdr.get(received, "Host"))
         record: dict[str, object] = {
-            "router": self.name, "ts": time.time(), "peer": peer_ip, "proxy_protocol": proxy.__dict__ if proxy else None,
+            "router": self.name, "ts": time.time(), "peer": peer_ip, "tls": tls, "proxy_protocol": proxy.__dict__ if proxy else None,
             "method": method, "path": target, "http_version": request.http_version.decode(), "host": host,
             "headers": received, "upgrade": hdr.is_upgrade(received)}
         self.seen.append(record)
@@ -108,7 +112,7 @@ class Router:
             writer.write(error_response(404, "unknown_route", f"Requested route ('{host}') does not exist."))
             return await writer.drain()
         request_id = str(uuid.uuid4())
-        outgoing = hdr.router_request(received, client_ip=client_ip, tls=False, request_id=request_id,
+        outgoing = hdr.router_request(received, client_ip=client_ip, tls=tls, request_id=request_id,
                                       now_ms=int(time.time() * 1000))
         record["forwarded_headers"] = outgoing
         backend_host, backend_port = backend.rsplit(":", 1)
@@ -167,8 +171,19 @@ async def main() -> None:
                     os.environ.get("ROUTER_PROXY_PROTOCOL", "false") == "true")
     port, status_port = int(os.environ.get("ROUTER_PORT", "80")), int(os.environ.get("ROUTER_STATUS_PORT", "8080"))
     serve_status(router, status_port)
-    server = await asyncio.start_server(router.handle, "0.0.0.0", port)
-    log_event("router", "listening", port=port, status_port=status_port, routes=router.routes,
+    servers = [await asyncio.start_server(router.handle, "0.0.0.0", port)]
+    tls_port = None
+    if pem := os.environ.get("ROUTER_TLS_PEM"):
+        import functools
+        import ssl
+
+        with open("/tmp/router.pem", "w") as fh:
+            fh.write(pem)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain("/tmp/router.pem")
+        tls_port = int(os.environ.get("ROUTER_TLS_PORT", "443"))
+        servers.append(await asyncio.start_server(functools.partial(router.handle, tls=True), "0.0.0.0", tls_port,
+                                                  ssl=ctx))
+    log_event("router", "listening", port=port, tls_port=tls_port, status_port=status_port, routes=router.routes,
               proxy_protocol=router.proxy_protocol)
-    async with server:
-        await server.serve_forever()
+    await asyncio.gather(*(server.serve_forever() for server in servers))

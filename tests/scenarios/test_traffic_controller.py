@@ -11,7 +11,7 @@ from harness.deployment import Deployment
 from harness.cf.trafficcontroller import KEEPALIVE_CLOSE_REASON
 
 FAST = {"TC_KEEPALIVE_INTERVAL": "1", "TC_KEEPALIVE_TIMEOUT": "2"}
-pytestmark = pytest.mark.topology("http-upgrade", tc=FAST)
+pytestmark = pytest.mark.topology("http-upgrade", driver="nginx", tc=FAST)
 
 
 def test_client_that_never_answers_pings_is_closed_with_1008(deployment: Deployment) -> None:
@@ -28,7 +28,7 @@ def test_answering_client_outlives_several_keepalive_rounds(deployment: Deployme
     assert result["outcome"]["connected"] and result["outcome"]["closed_by"] == "client"
 
 
-@pytest.mark.topology("http-upgrade", tc={"TC_SLOW_CONSUMER_TIMEOUT": "2"})
+@pytest.mark.topology("http-upgrade", driver="nginx", tc={"TC_SLOW_CONSUMER_TIMEOUT": "2"})
 def test_consumer_that_stops_reading_is_cut_as_slow(deployment: Deployment) -> None:
     run = deployment.client_run("mute", "--api", deployment.api_url, "--app", "6a1b9a0e-2b3c-4d5e-8f90-1a2b3c4d5e6f",
                                 "--token", "bearer dev", "--seconds", "12", "--drain", "20")

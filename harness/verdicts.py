@@ -1,0 +1,126 @@
+"""What should happen in a matrix cell (from the seed's rules) and what did happen (from evidence).
+
+Both sides speak the same small vocabulary of outcomes, so a check passes when the observed outcome
+equals the expected one, and an expected failure is asserted as the specific failure it must be.
+Pure functions: unit-tested without Docker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.drivers import Driver
+from harness.topology import Listener, LoadBalancer, Topology
+
+# Outcomes and the one-line diagnosis the report prints for each.
+PASS = "pass"
+DIAGNOSES = {
+    PASS: "works",
+    "upgrade_stripped": "LB dropped the Upgrade header: the router received a plain GET and the Traffic "
+                        "Controller answered 400 (websocket: bad handshake)",
+    "dial_refused": "client dialled the advertised logger port, where the LB does not listen (connection refused)",
+    "proxy_header_rejected": "LB sent a PROXY header the routers cannot read (gorouter reads only v1, and only "
+                             "with enable_proxy): it reached the HTTP parser and the router answered 400 Bad Request",
+    "lb_ip_as_client": "TCP mode without PROXY protocol: the router saw the LB's address, so the app's "
+                       "X-Forwarded-For names the LB, not the client",
+    "idle_cut": "LB closed the stream after its idle timeout: keepalive pings were further apart than it",
+}
+
+
+def diagnosis(outcome: str) -> str:
+    return DIAGNOSES.get(outcome, outcome)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    outcome: str
+    because: str  # the seed rule or fact that predicts it
+
+
+def _listener(lb: LoadBalancer, port: int) -> Listener | None:
+    return next((lst for lst in lb.listeners if lst.port == port), None)
+
+
+def _through(topo: Topology, driver_of: dict[str, Driver], label: str, port: int, *, websocket: bool) -> Expectation:
+    """Predict a request to ``<label>`` on ``port`` through the LB the topology's DNS names."""
+    lb = topo.lb(topo.dns[label])
+    listener = _listener(lb, port)
+    if listener is None:
+        return Expectation("dial_refused", f"LB '{lb.name}' has no listener on {port}")
+    if listener.protocol == "http":
+        driver = driver_of[lb.name]
+        if websocket and not driver.passes_upgrade:
+            return Expectation("upgrade_stripped", f"driver '{driver.name}' cannot pass Upgrade in HTTP mode")
+        return Expectation(PASS, "HTTP mode" + (" with Upgrade passed" if websocket else ""))
+    if lb.proxy_protocol == "v2" or (lb.proxy_protocol == "v1" and not topo.router_proxy_protocol):
+        return Expectation("proxy_header_rejected", f"gorouter cannot read this PROXY {lb.proxy_protocol} header")
+    return Expectation(PASS, "TCP mode passes the client's bytes")
+
+
+def expected(topo: Topology, drivers: dict[str, Driver]) -> dict[str, Expectation]:
+    """Per check, what the seed says this cell must show. ``topo`` is bound to concrete drivers."""
+    driver_of = {lb.name: drivers[lb.driver] for lb in topo.load_balancers}
+    ws = _through(topo, driver_of, "doppler", topo.logger_port, websocket=True)
+    plain_doppler = _through(topo, driver_of, "doppler", topo.logger_port, websocket=False)
+    app = _through(topo, driver_of, "echo", 80, websocket=False)
+    out = {
+        "logs": ws,
+        "firehose": ws,
+        "recent_logs": plain_doppler,
+        # TC's auth middleware runs before the handshake checks: a stripped Upgrade still gets 401/404.
+        "auth_401": plain_doppler if ws.outcome == "upgrade_stripped" else ws,
+        "auth_404": plain_doppler if ws.outcome == "upgrade_stripped" else ws,
+        "xfp": app,
+        "xff": app,
+    }
+    lb = topo.lb(topo.dns["echo"])
+    listener = _listener(lb, 80)
+    if app.outcome == PASS and listener and listener.protocol == "tcp" and lb.proxy_protocol == "none":
+        out["xff"] = Expectation("lb_ip_as_client", "TCP mode without PROXY protocol hides the client address")
+    return out
+
+
+# ---- observed outcomes, classified from the client's result and the routers' witness ---------------
+
+
+def classify_stream(outcome: dict[str, Any], delivery: dict[str, Any] | None, expect: int,
+                    router_saw_upgrade: bool | None) -> str:
+    """Outcome of a stream attempt; ``router_saw_upgrade`` is None when no router saw the request."""
+    error = outcome.get("error") or ""
+    if error.startswith("dial:") and "ConnectionRefused" in error:
+        return "dial_refused"
+    status = outcome.get("handshake_status")
+    if status is not None:
+        if status == 400 and router_saw_upgrade is False:
+            return "upgrade_stripped"
+        if status == 400 and outcome.get("handshake_body", "").startswith("400 Bad Request"):
+            return "proxy_header_rejected"
+        return f"handshake_{status}"
+    if error:
+        return f"error: {error}"
+    if delivery is None or expect == 0:
+        return PASS if outcome.get("connected") else "not_connected"
+    if delivery["unique"] == expect and delivery["lost"] == 0:
+        return PASS
+    return f"incomplete: {delivery['unique']}/{expect}"
+
+
+def classify_status(status: int | None, expected_status: int, body: str = "", error: str | None = None) -> str:
+    """Outcome of a plain request that should answer ``expected_status``."""
+    if error and "ConnectionRefused" in error:
+        return "dial_refused"
+    if status == expected_status:
+        return PASS
+    if status == 400 and body.startswith("400 Bad Request"):
+        return "proxy_header_rejected"
+    return f"status_{status}"
+
+
+def classify_xff(xff: str | None, client_ip: str, lb_ips: set[str]) -> str:
+    first = (xff or "").split(",")[0].strip()
+    if first == client_ip:
+        return PASS
+    if first in lb_ips:
+        return "lb_ip_as_client"
+    return f"xff={xff!r}"
