@@ -114,7 +114,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                  if d in drivers and (fixed or drivers[d].supports(topologies[name]) is None)]
     else:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: uses 'deployment' without a matrix/topology mark")
-    metafunc.parametrize("deployment", cells, ids=[c.id for c in cells], indirect=True)
+    params = [pytest.param(c, id=c.id, marks=[pytest.mark.xdist_group(c.id), pytest.mark.scenario]) for c in cells]
+    metafunc.parametrize("deployment", params, indirect=True)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -124,8 +125,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         cell = getattr(item, "callspec", None) and item.callspec.params.get("deployment")
         if isinstance(cell, Cell):
-            item.add_marker(pytest.mark.xdist_group(cell.id))
-            item.add_marker(pytest.mark.scenario)
             if wanted and cell.topology not in wanted:
                 drop.append(item)
                 continue
@@ -196,17 +195,20 @@ CELL = pytest.StashKey[Cell]()
 
 @pytest.fixture
 def verdict(request: pytest.FixtureRequest, deployment: Deployment) -> Callable[..., None]:
-    """``verdict(check, observed, **details)``: record the check for the report, then assert it.
+    """``verdict(check, observed, column=None, **details)``: record the check for the report, then
+    assert it (``column``: the report column when one check runs in several cell variants).
 
     The expected outcome comes from ``harness.verdicts.expected`` (the seed's rules), so an
     expected failure passes only when it fails in exactly the predicted way.
     """
-    expectations = verdicts.expected(deployment.topology, deployment.drivers)
-    cell: Cell = request.param if hasattr(request, "param") else request.node.stash[CELL]
+    cell: Cell = request.node.stash[CELL]
+    interval = float(dict(cell.tc).get("TC_KEEPALIVE_INTERVAL", 15))
+    expectations = verdicts.expected(deployment.topology, deployment.drivers, keepalive_interval=interval)
 
-    def check(name: str, observed: str, **details: Any) -> None:
+    def check(name: str, observed: str, *, column: str | None = None, **details: Any) -> None:
         exp = expectations[name]
-        record = {"cell": cell.id, "topology": cell.topology, "driver": cell.driver, "check": name,
+        record = {"cell": f"{cell.topology}-{cell.driver}", "variant": cell.id, "topology": cell.topology,
+                  "driver": cell.driver, "check": column or name,
                   "expected": exp.outcome, "because": exp.because, "observed": observed,
                   "diagnosis": verdicts.diagnosis(observed), "ok": observed == exp.outcome, "details": details,
                   "environment": deployment.environment()}

@@ -16,8 +16,7 @@ from typing import Any
 
 from harness.topology import Topology
 
-CHECK_ORDER = ["logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp", "idle_keepalive",
-               "idle_cut"]
+CHECK_ORDER = ["logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp"]
 
 
 def cell_value(record: dict[str, Any]) -> str:

@@ -58,8 +58,9 @@ def _through(topo: Topology, driver_of: dict[str, Driver], label: str, port: int
     return Expectation(PASS, "TCP mode passes the client's bytes")
 
 
-def expected(topo: Topology, drivers: dict[str, Driver]) -> dict[str, Expectation]:
-    """Per check, what the seed says this cell must show. ``topo`` is bound to concrete drivers."""
+def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: float = 15.0) -> dict[str, Expectation]:
+    """Per check, what the seed says this cell must show. ``topo`` is bound to concrete drivers;
+    ``keepalive_interval`` is the Traffic Controller's pause between pings."""
     driver_of = {lb.name: drivers[lb.driver] for lb in topo.load_balancers}
     ws = _through(topo, driver_of, "doppler", topo.logger_port, websocket=True)
     plain_doppler = _through(topo, driver_of, "doppler", topo.logger_port, websocket=False)
@@ -74,6 +75,14 @@ def expected(topo: Topology, drivers: dict[str, Driver]) -> dict[str, Expectatio
         "xfp": app,
         "xff": app,
     }
+    ws_lb = topo.lb(topo.dns["doppler"])
+    if ws.outcome != PASS:
+        out["idle"] = ws
+    elif keepalive_interval < ws_lb.idle_timeout:
+        out["idle"] = Expectation(PASS, f"pings every {keepalive_interval:g} s < LB idle timeout {ws_lb.idle_timeout:g} s")
+    else:
+        out["idle"] = Expectation("idle_cut", f"pings every {keepalive_interval:g} s >= LB idle timeout "
+                                              f"{ws_lb.idle_timeout:g} s")
     lb = topo.lb(topo.dns["echo"])
     listener = _listener(lb, 80)
     if app.outcome == PASS and listener and listener.protocol == "tcp" and lb.proxy_protocol == "none":
@@ -104,6 +113,16 @@ def classify_stream(outcome: dict[str, Any], delivery: dict[str, Any] | None, ex
     if delivery["unique"] == expect and delivery["lost"] == 0:
         return PASS
     return f"incomplete: {delivery['unique']}/{expect}"
+
+
+def classify_idle(outcome: dict[str, Any]) -> str:
+    """An idle stream held open by the client: still open at the end, or cut by someone."""
+    if outcome.get("closed_by") == "client":
+        return PASS
+    if outcome.get("closed_by") == "server" and outcome.get("close_code") == 1006:
+        return "idle_cut"
+    return classify_stream(outcome, None, 0, None) if not outcome.get("connected") else \
+        f"closed {outcome.get('close_code')} {outcome.get('close_reason')!r}"
 
 
 def classify_status(status: int | None, expected_status: int, body: str = "", error: str | None = None) -> str:
