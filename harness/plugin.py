@@ -38,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--topology", default="", help="comma-separated topologies to run (default: all)")
     group.addoption("--driver-dir", action="append", default=[], type=Path,
                     help="extra folder of LB driver files (a vendor's driver); may repeat")
+    group.addoption("--customer-config", type=Path, default=None,
+                    help="a customer's nginx.conf or haproxy.cfg, run as LB driver 'customer'")
     group.addoption("--results-dir", default=RESULTS, type=Path, help="where evidence and reports go")
 
 
@@ -46,6 +48,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "matrix: run in every topology x LB cell")
     config.addinivalue_line("markers", "scenario: needs Docker; brings up containers")
     drivers = driver_registry.load_all(*config.getoption("--driver-dir"))
+    if customer := config.getoption("--customer-config"):
+        from harness.customer import driver_from_config
+
+        drivers["customer"] = driver_from_config(customer)
+        config.option.lb = config.getoption("--lb") or "customer"
     if not config.getoption("--lb"):
         config.option.lb = ",".join(sorted(drivers))
     unknown = [lb for lb in _csv(config.getoption("--lb")) if lb not in drivers]

@@ -1,0 +1,61 @@
+"""LB vendors and support engineers bring their own LB as data: no harness code changes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import drivers, topology
+from harness.customer import driver_from_config
+from harness.deployment import Deployment
+from harness.verdicts import PASS, classify_stream
+
+pytestmark = pytest.mark.scenario
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stream(dep: Deployment) -> str:
+    run = dep.stream_logs("dev", 200)
+    if run.wait_event("connected", 15):
+        dep.emit(200)
+    result = run.result(60)
+    seen = [r for r in dep.router_requests() if r["path"].endswith("/stream")]
+    return classify_stream(result["outcome"], result["delivery"], 200, seen[-1]["upgrade"] if seen else None)
+
+
+def test_vendor_driver_from_a_temporary_folder_runs_a_cell(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "topologies/drivers/haproxy.cfg.j2", tmp_path / "acme.cfg.j2")
+    (tmp_path / "acme.yaml").write_text(
+        "name: acme-lb\ndescription: a vendor LB, here HAProxy under another name\nimage: haproxy\n"
+        "template: acme.cfg.j2\nprotocols: [http, tcp]\npasses_upgrade: true\nproxy_protocol: [v1, v2]\n")
+    registry = drivers.load_all(tmp_path)
+    topo = topology.load_all()["tcp-same-port"].with_driver("acme-lb")
+    assert registry["acme-lb"].supports(topo) is None
+    with Deployment(topo, registry) as dep:
+        assert _stream(dep) == PASS
+
+
+def test_customer_nginx_conf_without_upgrade_headers_reproduces_the_bug(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("""events {}
+http {
+  upstream cf { server 10.0.16.4; server 10.0.16.5; }
+  server {
+    listen 80;
+    location / { proxy_pass http://cf; proxy_set_header Host $host; }
+  }
+  server {
+    listen 443 ssl;
+    ssl_certificate /etc/nginx/lb.pem;
+    ssl_certificate_key /etc/nginx/lb.pem;
+    location / { proxy_pass http://cf; proxy_set_header Host $host; }
+  }
+}
+""")
+    (tmp_path / "driver").mkdir()
+    registry = {**drivers.load_all(), "customer": driver_from_config(conf, tmp_path / "driver")}
+    topo = topology.load_all()["http-upgrade"].with_driver("customer")
+    with Deployment(topo, registry) as dep:
+        assert _stream(dep) == "upgrade_stripped"

@@ -1,0 +1,73 @@
+"""The seed's rules, as predictions per cell, and the classification of what was observed."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import drivers, topology, verdicts
+from harness.verdicts import PASS
+
+DRIVERS = drivers.load_all()
+TOPOLOGIES = topology.load_all()
+
+
+def expect(topo: str, driver: str, **kw: float) -> dict[str, str]:
+    bound = TOPOLOGIES[topo].with_driver(driver)
+    return {k: v.outcome for k, v in verdicts.expected(bound, DRIVERS, **kw).items()}
+
+
+def test_http_upgrade_on_nginx_works_everywhere() -> None:
+    assert set(expect("http-upgrade", "nginx").values()) == {PASS}
+
+
+def test_http_only_elb_fails_websockets_but_keeps_auth_and_forwarding_headers() -> None:
+    out = expect("http-only-elb", "elb")
+    assert out["logs"] == out["firehose"] == "upgrade_stripped"
+    assert out["auth_401"] == out["auth_404"] == out["recent_logs"] == out["xff"] == out["xfp"] == PASS
+
+
+def test_tcp_same_port_loses_client_address_unless_proxy_protocol() -> None:
+    assert expect("tcp-same-port", "haproxy")["xff"] == "lb_ip_as_client"
+    assert expect("tcp-same-port-proxy", "haproxy")["xff"] == PASS
+    assert expect("tcp-same-port-proxy-v2", "haproxy")["logs"] == "proxy_header_rejected"
+
+
+def test_logger_port_mismatch_is_a_refused_dial() -> None:
+    out = expect("tcp-alt-port-mismatch", "nginx")
+    assert out["logs"] == out["recent_logs"] == "dial_refused" and out["xff"] == PASS
+
+
+def test_idle_expectation_compares_ping_interval_with_lb_idle_timeout() -> None:
+    short = TOPOLOGIES["http-upgrade"].with_driver("nginx").with_idle_timeout(4)
+    assert verdicts.expected(short, DRIVERS, keepalive_interval=1)["idle"].outcome == PASS
+    assert verdicts.expected(short, DRIVERS, keepalive_interval=30)["idle"].outcome == "idle_cut"
+
+
+@pytest.mark.parametrize("name, driver, ok", [
+    ("http-upgrade", "elb", False), ("http-only-elb", "nginx", False), ("http-only-elb", "nginx-no-upgrade", True),
+    ("tcp-same-port", "nginx-no-upgrade", False), ("tcp-same-port-proxy-v2", "nginx", False),
+    ("tcp-same-port-proxy-v2", "haproxy", True), ("dedicated-ws-lb", "elb", True),
+])
+def test_driver_capabilities_decide_which_cells_exist(name: str, driver: str, ok: bool) -> None:
+    assert (DRIVERS[driver].supports(TOPOLOGIES[name]) is None) is ok
+
+
+def test_classify_stream_outcomes() -> None:
+    done = {"unique": 10, "lost": 0}
+    assert verdicts.classify_stream({"connected": True}, done, 10, True) == PASS
+    assert verdicts.classify_stream({"connected": True}, {"unique": 7, "lost": 3}, 10, True) == "incomplete: 7/10"
+    assert verdicts.classify_stream({"handshake_status": 400, "handshake_body": "Bad Request\n"}, None, 0,
+                                    False) == "upgrade_stripped"
+    assert verdicts.classify_stream({"handshake_status": 400, "handshake_body": "400 Bad Request"}, None, 0,
+                                    None) == "proxy_header_rejected"
+    assert verdicts.classify_stream({"error": "dial: ConnectionRefusedError(111)"}, None, 0, None) == "dial_refused"
+    assert verdicts.classify_stream({"handshake_status": 503}, None, 0, True) == "handshake_503"
+
+
+def test_classify_xff_and_idle() -> None:
+    assert verdicts.classify_xff("10.0.0.2, 10.1.0.5", "10.0.0.2", {"10.1.0.5"}) == PASS
+    assert verdicts.classify_xff("10.1.0.5", "10.0.0.2", {"10.1.0.5"}) == "lb_ip_as_client"
+    assert verdicts.classify_idle({"connected": True, "closed_by": "client"}) == PASS
+    assert verdicts.classify_idle({"connected": True, "closed_by": "server", "close_code": 1006}) == "idle_cut"
+    assert verdicts.classify_idle({"connected": True, "closed_by": "server", "close_code": 1008,
+                                   "close_reason": "x"}) == "closed 1008 'x'"
