@@ -36,12 +36,25 @@ def ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
 
 
+class DiscoveryError(Exception):
+    """``/v2/info`` did not answer 200: the client never learns where to dial."""
+
+    def __init__(self, url: str, status: int, body: bytes) -> None:
+        super().__init__(f"GET {url} answered {status}")
+        self.url, self.status, self.body = url, status, body.decode(errors="replace")[:300]
+
+
 def discover(api: str) -> str:
     """The ``doppler_logging_endpoint`` Cloud Controller advertises (what the CLI dials)."""
     status, _, body = call(f"{api}/v2/info", timeout=10)
     if status != 200:
-        raise RuntimeError(f"GET {api}/v2/info answered {status}: {body[:200]!r}")
+        raise DiscoveryError(f"{api}/v2/info", status, body)
     return str(json.loads(body)["doppler_logging_endpoint"])
+
+
+def header(headers: dict[str, str], name: str) -> str:
+    """Case-insensitive lookup: HAProxy, for one, sends header names in lower case."""
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), "")
 
 
 @dataclass
@@ -124,7 +137,12 @@ def _endpoint(args: argparse.Namespace) -> str:
 
 
 def cmd_logs(args: argparse.Namespace) -> None:
-    endpoint = _endpoint(args)
+    try:
+        endpoint = _endpoint(args)
+    except DiscoveryError as exc:
+        failed = StreamOutcome(exc.url, handshake_status=exc.status, handshake_body=exc.body, error=f"discovery: {exc}")
+        emit("result", endpoint=None, outcome=failed.__dict__, delivery=DeliveryLedger(args.expect).summary(), seqs=[])
+        return
     path = f"/apps/{args.app}/stream" if args.kind == "logs" else f"/firehose/{args.sub}"
     if args.kind == "firehose":
         path += f"?{args.filter}" if args.filter else "?"  # noaa always appends '?' (+ filter)
@@ -137,7 +155,11 @@ def cmd_logs(args: argparse.Namespace) -> None:
 
 
 def cmd_recent(args: argparse.Namespace) -> None:
-    endpoint = _endpoint(args)
+    try:
+        endpoint = _endpoint(args)
+    except DiscoveryError as exc:
+        emit("result", url=exc.url, status=exc.status, envelopes=0, seqs=[], error=f"discovery: {exc}", body=exc.body)
+        return
     parts = urlsplit(endpoint)
     scheme = {"wss": "https", "ws": "http"}[parts.scheme]
     url = f"{scheme}://{parts.netloc}/apps/{args.app}/recentlogs"
@@ -150,7 +172,7 @@ def cmd_recent(args: argparse.Namespace) -> None:
         status, headers, body, error = None, {}, b"", f"dial: {exc!r}"
     if status == 200:
         try:
-            for part in multipart.decode(headers.get("Content-Type", ""), body):
+            for part in multipart.decode(header(headers, "Content-Type"), body):
                 log = envelope.as_log(envelope.decode(part))
                 if log and log.seq is not None:
                     seqs.append(log.seq)
