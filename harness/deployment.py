@@ -38,6 +38,8 @@ TOKENS = {
 }
 LISTENING = r'"event": "listening"'
 DOPPLER_INGRESS = "ws://doppler:8082"
+#: Links a fault proxy can be put on (Toxiproxy API, harness/cf/faultproxy.py).
+FAULT_LINKS = ("client-lb", "lb-router", "router-tc", "doppler-tc")
 
 
 def _log(msg: str) -> None:
@@ -131,6 +133,7 @@ class Deployment:
     drivers: dict[str, Driver]
     results_dir: Path | None = None
     logger_port: int | None = None  # override the topology's advertised port (mismatch variants)
+    faults: tuple[str, ...] = ()  # links routed through a fault proxy (FAULT_LINKS)
     uid: str = field(default_factory=lambda: secrets.token_hex(3))
     nodes: dict[str, Node] = field(default_factory=dict)
     lb_configs: dict[str, str] = field(default_factory=dict)
@@ -169,14 +172,27 @@ class Deployment:
             "CF_TOKENS": json.dumps({"tokens": TOKENS, "apps": [APP_GUID, OTHER_APP_GUID]})})
         self._start("doppler", "doppler", cf_img, ["doppler"])
         self._start("app", "app", cf_img, ["app"])
+        doppler = DOPPLER_INGRESS
+        if "doppler-tc" in self.faults:
+            self._start_fault("fp-doppler", "cf", ["fp-doppler"], {8082: "doppler:8082"})
+            doppler = "ws://fp-doppler:8082"
         self._start("tc", "tc", cf_img, ["tc"], env={"TC_CC_URL": "http://cc:9022", "TC_UAA_URL": "http://cc:9022",
-                                                     "TC_DOPPLER_URLS": DOPPLER_INGRESS, **self.tc_env()})
+                                                     "TC_DOPPLER_URLS": doppler, **self.tc_env()})
+        tc = "tc:8081"
+        if "router-tc" in self.faults:
+            self._start_fault("fp-tc", "cf", ["fp-tc"], {8081: "tc:8081"})
+            tc = "fp-tc:8081"
         routes = {topo.fqdn("api"): "cc:9022", topo.fqdn("uaa"): "cc:9022", topo.fqdn("login"): "cc:9022",
-                  topo.fqdn("doppler"): "tc:8081", topo.fqdn("echo"): "app:8080"}
+                  topo.fqdn("doppler"): tc, topo.fqdn("echo"): "app:8080"}
         for i in range(topo.router_count):
+            behind_fault = "lb-router" in self.faults
             self._start(f"router-{i}", "router", cf_img, ["router"], env={
                 "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes), "ROUTER_TLS_PEM": self.pki.server_pem,
-                "ROUTER_PROXY_PROTOCOL": str(topo.router_proxy_protocol).lower()})
+                "ROUTER_PROXY_PROTOCOL": str(topo.router_proxy_protocol).lower()},
+                aliases=[f"router-{i}-up"] if behind_fault else None, alias_self=not behind_fault)
+            if behind_fault:  # the LB dials router-<i>, which is now the fault proxy in front of it
+                self._start_fault(f"fp-router-{i}", "cf", [f"router-{i}"],
+                                  {p: f"router-{i}-up:{p}" for p in (80, 443, 8080)})
         self._start("client", "client", cf_img, ["idle"], network="edge", wait=None,
                     env={"HARNESS_CA_PEM": self.pki.ca_pem})
         for lb in topo.load_balancers:
@@ -189,13 +205,18 @@ class Deployment:
         return {}
 
     def _start(self, name: str, role: str, image: str, command: list[str], *, env: dict[str, str] | None = None,
-               network: str = "cf", aliases: list[str] | None = None, wait: str | None = LISTENING) -> Node:
+               network: str = "cf", aliases: list[str] | None = None, wait: str | None = LISTENING,
+               alias_self: bool = True, publish: tuple[int, ...] = ()) -> Node:
+        """Start one node; ``publish``ed ports bind 127.0.0.1 only, on random host ports."""
+        kwargs: dict[str, Any] = {"labels": self.labels(), "init": True}
         container = (DockerContainer(image)
                      .with_name(f"hx-{self.uid}-{name}")
                      .with_command(command)
                      .with_network(self.networks[network])
-                     .with_network_aliases(name, *(aliases or []))
-                     .with_kwargs(labels=self.labels(), init=True))
+                     .with_network_aliases(*([name] if alias_self else []), *(aliases or []))
+                     .with_kwargs(**kwargs))
+        for port in publish:  # with_bind_ports cannot name a host address; docker-py takes (ip, port)
+            container.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         for key, value in (env or {}).items():
             container.with_env(key, value)
         if wait:
@@ -209,6 +230,34 @@ class Deployment:
                                  node.logs() if container._container else str(exc)) from exc
         return node
 
+    def _start_fault(self, name: str, network: str, aliases: list[str], ports: dict[int, str]) -> Node:
+        """A fault proxy (Toxiproxy API) listening on ``ports`` under ``aliases``, one proxy per port."""
+        node = self._start(name, "faultproxy", self.tags["cf"], ["faultproxy"], network=network, aliases=aliases,
+                           alias_self=False, publish=(8474,))
+        self.toxiproxy(name).populate([{"name": f"{name}-{port}", "listen": f"0.0.0.0:{port}", "upstream": upstream}
+                                       for port, upstream in ports.items()])
+        return node
+
+    def toxiproxy(self, name: str) -> Any:
+        """A toxiproxy-python client bound to fault proxy ``name`` (the client keeps its server
+        address in class attributes, so this re-points it; one test runs per worker at a time)."""
+        from toxiproxy import Toxiproxy
+        from toxiproxy.api import APIConsumer
+
+        node = self.nodes[name]
+        APIConsumer.host, APIConsumer.port = "127.0.0.1", int(node.container.get_exposed_port(8474))
+        return Toxiproxy()
+
+    def fault_proxy(self, link: str, lb: str | None = None) -> Any:
+        """The toxiproxy-python Proxy objects on ``link`` (see FAULT_LINKS)."""
+        names = {"client-lb": [f"fp-{lb or self.topology.load_balancers[0].name}"],
+                 "lb-router": [f"fp-router-{i}" for i in range(self.topology.router_count)],
+                 "router-tc": ["fp-tc"], "doppler-tc": ["fp-doppler"]}[link]
+        proxies = []
+        for name in names:
+            proxies += list(self.toxiproxy(name).proxies().values())
+        return proxies
+
     def _start_lb(self, lb: LoadBalancer) -> None:
         driver = self.drivers[lb.driver]
         routers = [{"host": f"router-{i}", "port": 80, "status_port": 8080} for i in range(self.topology.router_count)]
@@ -218,11 +267,16 @@ class Deployment:
         node = self._start(lb.name, "lb", image, list(driver.command),
                            env={driver.config_env: config, "LB_TLS_PEM": self.pki.server_pem}, wait=None)
         hostnames = [self.topology.fqdn(label) for label, target in self.topology.dns.items() if target == lb.name]
-        self.networks["edge"].connect(node.docker.id, [lb.name, *hostnames])
+        if "client-lb" in self.faults:  # clients resolve the LB's names to its fault proxy
+            self.networks["edge"].connect(node.docker.id, [lb.name])
+            self._start_fault(f"fp-{lb.name}", "edge", hostnames,
+                              {lst.port: f"{lb.name}:{lst.port}" for lst in lb.listeners})
+        else:
+            self.networks["edge"].connect(node.docker.id, [lb.name, *hostnames])
         for listener in lb.listeners:
-            self._wait_reachable(lb.name, listener.port)
+            self._wait_reachable(hostnames[0] if hostnames else lb.name, listener.port, lb.name)
 
-    def _wait_reachable(self, host: str, port: int, timeout: float = 20) -> None:
+    def _wait_reachable(self, host: str, port: int, node: str, timeout: float = 20) -> None:
         """Readiness of an LB listener, checked from where clients are: the client container."""
         probe = (f"import socket,sys\ntry:\n socket.create_connection(('{host}',{port}),1).close()\n"
                  "except OSError as e:\n sys.exit(str(e))")
@@ -231,11 +285,11 @@ class Deployment:
             code, out = self.nodes["client"].exec(["python3", "-c", probe])
             if code == 0:
                 return
-            if time.monotonic() > deadline or self.nodes[host].docker.status == "exited":
-                raise NodeStartError(host, f"TCP port {port} reachable from the client ({out.strip()})",
-                                     scaled(timeout), self.nodes[host].logs())
+            if time.monotonic() > deadline or self.nodes[node].docker.status == "exited":
+                raise NodeStartError(node, f"{host}:{port} reachable from the client ({out.strip()})",
+                                     scaled(timeout), self.nodes[node].logs())
             time.sleep(0.2)
-            self.nodes[host].docker.reload()
+            self.nodes[node].docker.reload()
 
     def stop(self) -> None:
         for node in reversed(list(self.nodes.values())):

@@ -44,7 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "topology(name, driver=None, tc=None, lb_idle=None): cells a scenario runs in")
+    config.addinivalue_line("markers", "topology(name, driver=None, tc=None, lb_idle=None, faults=()): cells a "
+                                       "scenario runs in")
     config.addinivalue_line("markers", "matrix: run in every topology x LB cell")
     config.addinivalue_line("markers", "scenario: needs Docker; brings up containers")
     drivers = driver_registry.load_all(*config.getoption("--driver-dir"))
@@ -93,11 +94,13 @@ class Cell:
     driver: str
     tc: tuple[tuple[str, str], ...] = ()
     lb_idle: float | None = None  # override every LB's idle timeout (seconds)
+    faults: tuple[str, ...] = ()  # links behind a fault proxy
 
     @property
     def id(self) -> str:
         suffix = "".join(f"-{k.lower().removeprefix('tc_')}{v}" for k, v in self.tc)
         suffix += f"-lbidle{self.lb_idle:g}" if self.lb_idle else ""
+        suffix += "".join(f"-fault-{link}" for link in self.faults)
         return f"{self.topology}-{self.driver}{suffix}".replace("_", "-")
 
 
@@ -110,15 +113,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cells: list[Cell] = []
     if metafunc.definition.get_closest_marker("matrix"):
         cells = [Cell(t, d) for t in topologies for d in under_test if drivers[d].supports(topologies[t]) is None]
-    elif marker := metafunc.definition.get_closest_marker("topology"):
-        name = marker.args[0]
-        if name not in topologies:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: topology '{name}' not in topologies/")
-        fixed = marker.kwargs.get("driver")
-        candidates = [fixed] if fixed else under_test
-        tc = tuple(sorted((marker.kwargs.get("tc") or {}).items()))
-        cells = [Cell(name, d, tc, marker.kwargs.get("lb_idle")) for d in candidates
-                 if d in drivers and (fixed or drivers[d].supports(topologies[name]) is None)]
+    elif markers := list(metafunc.definition.iter_markers("topology")):
+        for marker in markers:  # several marks: the union of their cells
+            name = marker.args[0]
+            if name not in topologies:
+                raise pytest.UsageError(f"{metafunc.definition.nodeid}: topology '{name}' not in topologies/")
+            fixed = marker.kwargs.get("driver")
+            candidates = [fixed] if fixed else under_test
+            tc = tuple(sorted((marker.kwargs.get("tc") or {}).items()))
+            faults = tuple(marker.kwargs.get("faults") or ())
+            cells += [Cell(name, d, tc, marker.kwargs.get("lb_idle"), faults) for d in candidates
+                      if d in drivers and (fixed or drivers[d].supports(topologies[name]) is None)]
     else:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: uses 'deployment' without a matrix/topology mark")
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.xdist_group(c.id), pytest.mark.scenario]) for c in cells]
@@ -158,7 +163,7 @@ class CellManager:
         topo = topology_registry.load_all()[cell.topology].with_driver(cell.driver)
         if cell.lb_idle:
             topo = topo.with_idle_timeout(cell.lb_idle)
-        deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc))
+        deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc), faults=cell.faults)
         try:
             deployment.__enter__()
         except HarnessError as exc:

@@ -25,6 +25,9 @@ DIAGNOSES = {
     "lb_ip_as_client": "TCP mode without PROXY protocol: the router saw the LB's address, so the app's "
                        "X-Forwarded-For names the LB, not the client",
     "idle_cut": "LB closed the stream after its idle timeout: keepalive pings were further apart than it",
+    "stream_cut": "the stream was cut mid-way (peer closed without a close frame) and the client saw it within "
+                  "its bound",
+    "handshake_timeout": "the handshake got no answer; the client gave up at its open timeout instead of hanging",
 }
 
 
@@ -75,6 +78,14 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
         "xfp": app,
         "xff": app,
     }
+    # Faults on the client<->LB link: TCP survives latency, slicing and a re-dial after a reset;
+    # a byte budget or a black hole must end in a diagnosed failure, not a hang.
+    for check in ("fault_latency", "fault_slicer", "fault_reset_gap", "router_death", "kernel_loss"):
+        out[check] = ws
+    out["fault_limit_data"] = ws if ws.outcome != PASS else Expectation("stream_cut", "limit_data closes the link")
+    out["fault_timeout"] = ws if ws.outcome != PASS else Expectation("handshake_timeout", "timeout toxic holds data")
+    out["kernel_blackhole"] = ws if ws.outcome != PASS else Expectation(
+        "keepalive_1008", "silent drop: only the Traffic Controller's keepalive notices")
     ws_lb = topo.lb(topo.dns["doppler"])
     if ws.outcome != PASS:
         out["idle"] = ws
@@ -99,6 +110,8 @@ def classify_stream(outcome: dict[str, Any], delivery: dict[str, Any] | None, ex
     error = outcome.get("error") or ""
     if error.startswith("dial:") and "ConnectionRefused" in error:
         return "dial_refused"
+    if "TimeoutError" in error or "timed out during opening handshake" in error:
+        return "handshake_timeout"
     status = outcome.get("handshake_status")
     if status is not None:
         if status == 400 and router_saw_upgrade is False:
@@ -112,6 +125,8 @@ def classify_stream(outcome: dict[str, Any], delivery: dict[str, Any] | None, ex
         return PASS if outcome.get("connected") else "not_connected"
     if delivery["unique"] == expect and delivery["lost"] == 0:
         return PASS
+    if outcome.get("closed_by") == "server" and outcome.get("close_code") == 1006:
+        return "stream_cut"
     return f"incomplete: {delivery['unique']}/{expect}"
 
 

@@ -70,6 +70,33 @@ class StreamOutcome:
     closed_by: str | None = None  # "server", "client", or None (still open at the end)
     undecodable: int = 0
     connect_ms: float | None = None
+    breaks: list[dict[str, object]] = field(default_factory=list)  # streams lost and re-dialled
+
+
+async def consume_retrying(url: str, token: str, ledger: DeliveryLedger, *, duration: float, settle: float,
+                           stop_when_complete: bool, seqs: list[int] | None, retries: int) -> StreamOutcome:
+    """noaa's retry policy: on a broken stream wait 0.5 s, doubling (capped here at 4 s), and re-dial.
+
+    Sequence numbers keep counting across attempts, so the gap a break causes shows up as lost
+    ranges in the ledger.
+    """
+    began = time.monotonic()
+    breaks: list[dict[str, object]] = []
+    delay = 0.5
+    while True:
+        outcome = await consume(url, token, ledger, duration=duration - (time.monotonic() - began), settle=settle,
+                                stop_when_complete=stop_when_complete, seqs=seqs)
+        broken = outcome.closed_by == "server" or (outcome.error or "").startswith("dial:") or \
+            "timed out" in (outcome.error or "")
+        left = duration - (time.monotonic() - began)
+        if not broken or len(breaks) >= retries or left <= delay or (stop_when_complete and ledger.complete):
+            outcome.breaks = breaks
+            return outcome
+        breaks.append({"at_s": round(time.monotonic() - began, 3), "close_code": outcome.close_code,
+                       "error": outcome.error, "received_so_far": ledger.received})
+        emit("break", **breaks[-1])
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 4.0)
 
 
 async def consume(url: str, token: str, ledger: DeliveryLedger, *, duration: float, settle: float,
@@ -148,8 +175,9 @@ def cmd_logs(args: argparse.Namespace) -> None:
         path += f"?{args.filter}" if args.filter else "?"  # noaa always appends '?' (+ filter)
     ledger = DeliveryLedger(args.expect)
     seqs: list[int] = []
-    outcome = asyncio.run(consume(endpoint + path, args.token, ledger, duration=args.timeout, settle=args.settle,
-                                  stop_when_complete=args.kind == "logs" and args.expect > 0, seqs=seqs))
+    outcome = asyncio.run(consume_retrying(endpoint + path, args.token, ledger, duration=args.timeout,
+                                           settle=args.settle, stop_when_complete=args.kind == "logs" and args.expect > 0,
+                                           seqs=seqs, retries=args.retries))
     emit("result", endpoint=endpoint, outcome=outcome.__dict__, delivery=ledger.summary(),
          seqs=seqs if args.print_seqs else None)
 
@@ -267,6 +295,7 @@ def main(argv: list[str]) -> None:
         p.add_argument("--expect", type=int, default=0, help="sequence numbers 0..N-1 the emitter sends")
         p.add_argument("--settle", type=float, default=0, help="stop after this many idle seconds once data came")
         p.add_argument("--print-seqs", action="store_true")
+        p.add_argument("--retries", type=int, default=0, help="re-dial a broken stream this many times (noaa: 1000)")
     mute = sub.add_parser("mute")
     mute.set_defaults(func=cmd_mute)
     mute.add_argument("--app", default="")
