@@ -333,10 +333,11 @@ class Deployment:
             args += ["--header", f"{key}: {value}"]
         return self.client_run(*args).result(30)
 
-    def emit(self, count: int, *, rate: float = 0, app: str = APP_GUID, start: int = 0) -> dict[str, Any]:
+    def emit(self, count: int, *, rate: float = 0, app: str = APP_GUID, start: int = 0,
+             size: int = 0) -> dict[str, Any]:
         code, out = self.nodes["app"].exec(["python3", "-m", "harness.cf", "emit", "--doppler", DOPPLER_INGRESS,
                                             "--app", app, "--count", str(count), "--rate", str(rate),
-                                            "--start", str(start)])
+                                            "--start", str(start), "--size", str(size)])
         if code != 0:
             raise ScenarioError(f"emitter failed (exit {code})", out)
         return dict(json.loads(out.strip().splitlines()[-1]))

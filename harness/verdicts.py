@@ -28,6 +28,8 @@ DIAGNOSES = {
     "stream_cut": "the stream was cut mid-way (peer closed without a close frame) and the client saw it within "
                   "its bound",
     "handshake_timeout": "the handshake got no answer; the client gave up at its open timeout instead of hanging",
+    "keepalive_1008": "packets silently dropped: the client saw nothing, and only the Traffic Controller's "
+                      "keepalive noticed (no pong, close 1008)",
 }
 
 
@@ -80,8 +82,10 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     }
     # Faults on the client<->LB link: TCP survives latency, slicing and a re-dial after a reset;
     # a byte budget or a black hole must end in a diagnosed failure, not a hang.
-    for check in ("fault_latency", "fault_slicer", "fault_reset_gap", "router_death", "kernel_loss"):
+    for check in ("fault_latency", "fault_slicer", "fault_reset_gap", "router_death", "kernel_loss",
+                  "kernel_bandwidth", "kernel_pause", "kernel_delay"):
         out[check] = ws
+    out["kernel_reset"] = ws if ws.outcome != PASS else Expectation("stream_cut", "the LB's kernel answers with RST")
     out["fault_limit_data"] = ws if ws.outcome != PASS else Expectation("stream_cut", "limit_data closes the link")
     out["fault_timeout"] = ws if ws.outcome != PASS else Expectation("handshake_timeout", "timeout toxic holds data")
     out["kernel_blackhole"] = ws if ws.outcome != PASS else Expectation(

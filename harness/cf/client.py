@@ -150,7 +150,7 @@ async def _read(ws, ledger: DeliveryLedger, outcome: StreamOutcome, budget: floa
             outcome.undecodable += 1  # noaa skips frames it cannot unmarshal
             continue
         if log and log.seq is not None:
-            ledger.record(log.seq, (time.time_ns() - log.emitted_ns) / 1e6)
+            ledger.record(log.seq, (time.time_ns() - log.emitted_ns) / 1e6, at=time.monotonic())
             if seqs is not None:
                 seqs.append(log.seq)
             if stop_when_complete and ledger.complete:

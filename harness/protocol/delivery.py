@@ -23,9 +23,14 @@ class DeliveryLedger:
     duplicates: int = 0
     out_of_order: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    first_at: float | None = None  # arrival clock (seconds) of the first and last envelope
+    last_at: float | None = None
     _last: int = -1
 
-    def record(self, seq: int, latency_ms: float | None = None) -> None:
+    def record(self, seq: int, latency_ms: float | None = None, at: float | None = None) -> None:
+        if at is not None:
+            self.first_at = at if self.first_at is None else self.first_at
+            self.last_at = at
         self.received += 1
         if seq in self.seen:
             self.duplicates += 1
@@ -57,6 +62,8 @@ class DeliveryLedger:
             "out_of_order": self.out_of_order,
             "latency_ms_p50": percentile(lat, 50),
             "latency_ms_p99": percentile(lat, 99),
+            "receive_span_s": round(self.last_at - self.first_at, 3) if self.first_at is not None
+            and self.last_at is not None else None,
         }
 
 
