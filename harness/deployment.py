@@ -138,6 +138,7 @@ class Deployment:
     nodes: dict[str, Node] = field(default_factory=dict)
     lb_configs: dict[str, str] = field(default_factory=dict)
     networks: dict[str, Network] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)  # node name -> harness.capture.Probe
     started_s: float = 0.0
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -291,7 +292,22 @@ class Deployment:
             time.sleep(0.2)
             self.nodes[node].docker.reload()
 
+    def probe(self, node: str) -> Any:
+        """The packet capture in ``node``'s namespace, started on first use and kept for the cell."""
+        from harness.capture import Probe
+
+        if node not in self.probes:
+            self.probes[node] = Probe(self.tags["cf"], self.nodes[node].docker.id, f"hx-{self.uid}-probe-{node}",
+                                      self.labels()).start()
+        return self.probes[node]
+
     def stop(self) -> None:
+        for probe in self.probes.values():
+            try:
+                probe.stop()
+            except Exception as exc:
+                _log(f"could not remove a probe: {exc}")
+        self.probes.clear()
         for node in reversed(list(self.nodes.values())):
             try:
                 node.container.stop()
@@ -375,10 +391,16 @@ class Deployment:
 
     # ---- evidence --------------------------------------------------------------------------------
 
-    def collect(self, into: Path) -> list[Path]:
-        """Write every node's logs and the rendered LB configs; return the files written."""
+    def collect(self, into: Path, since: float | None = None, until: float | None = None) -> list[Path]:
+        """Write every node's logs, the rendered LB configs and the probes' packets of the window
+        [since, until] (one pcap per probed node); return the files written."""
         into.mkdir(parents=True, exist_ok=True)
         written = []
+        for name, probe in self.probes.items():
+            try:
+                written.append(probe.write(into / f"{name}.pcap", since, until))
+            except Exception as exc:
+                (into / f"{name}.pcap.error").write_text(str(exc))
         for node in self.nodes.values():
             path = into / f"{node.name}.log"
             try:

@@ -40,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="extra folder of LB driver files (a vendor's driver); may repeat")
     group.addoption("--customer-config", type=Path, default=None,
                     help="a customer's nginx.conf or haproxy.cfg, run as LB driver 'customer'")
+    group.addoption("--pcap", choices=("failed", "all", "none"), default="failed",
+                    help="pcaps of the client and routers per scenario: for failed ones (default), all, none")
     group.addoption("--results-dir", default=RESULTS, type=Path, help="where evidence and reports go")
 
 
@@ -197,9 +199,16 @@ def cells(pytestconfig: pytest.Config) -> Iterator[CellManager]:
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest, cells: CellManager) -> Deployment:
     dep = cells.get(request.param)
+    if request.config.getoption("--pcap") != "none":
+        for node in ("client", *(f"router-{i}" for i in range(dep.topology.router_count))):
+            dep.probe(node)
     request.node.stash[DEPLOYMENT] = dep
     request.node.stash[CELL] = request.param
+    request.node.stash[STARTED_AT] = time.time()
     return dep
+
+
+STARTED_AT = pytest.StashKey[float]()
 
 
 CELL = pytest.StashKey[Cell]()
@@ -239,11 +248,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     dep = item.stash.get(DEPLOYMENT, None)
-    if report.when != "call" or not report.failed or dep is None:
+    keep_all = item.config.getoption("--pcap") == "all"
+    if report.when != "call" or dep is None or not (report.failed or keep_all):
         return
     folder = item.config.getoption("--results-dir") / "evidence" / re.sub(r"[^\w.-]+", "_", item.nodeid)
     try:
-        files = dep.collect(folder)
+        files = dep.collect(folder, since=item.stash.get(STARTED_AT, None), until=time.time())
     except Exception as exc:
         report.sections.append(("harness evidence", f"could not collect evidence: {exc}"))
         return

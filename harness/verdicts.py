@@ -85,6 +85,10 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     for check in ("fault_latency", "fault_slicer", "fault_reset_gap", "router_death", "kernel_loss",
                   "kernel_bandwidth", "kernel_pause", "kernel_delay"):
         out[check] = ws
+    out["on_wire"] = Expectation(PASS, "what the routers receive matches the LB mode")
+    out["crafted_split_handshake"] = ws
+    out["crafted_header_casing"] = ws
+    out["crafted_rst"] = ws if ws.outcome != PASS else Expectation("stream_cut", "a RST with RCV.NXT is accepted")
     out["kernel_reset"] = ws if ws.outcome != PASS else Expectation("stream_cut", "the LB's kernel answers with RST")
     out["fault_limit_data"] = ws if ws.outcome != PASS else Expectation("stream_cut", "limit_data closes the link")
     out["fault_timeout"] = ws if ws.outcome != PASS else Expectation("handshake_timeout", "timeout toxic holds data")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "elb", "faultproxy", "capture", "idle")
+ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle")
 
 
 def main(argv: list[str]) -> None:
@@ -30,6 +30,9 @@ def main(argv: list[str]) -> None:
     elif role == "emit":
         from harness.cf import apps
         apps.emit_cli(rest)
+    elif role == "capture":
+        from harness.cf import capture
+        capture.main(rest)
     elif role == "faultproxy":
         from harness.cf import faultproxy
         asyncio.run(faultproxy.main())

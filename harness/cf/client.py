@@ -268,6 +268,41 @@ def cmd_mute(args: argparse.Namespace) -> None:
     emit("result", url=url, status=status, frames=counts, close=close)
 
 
+def cmd_crafted(args: argparse.Namespace) -> None:
+    """A handshake written by hand: in ``--split``-byte TCP segments (TCP_NODELAY, a pause between
+    writes) and optionally with unusual but legal header casing. Reports the status line."""
+    import base64
+    import secrets
+    import socket
+
+    parts = urlsplit(args.url)
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    upgrade = ("upgrade: WebSocket", "Connection: keep-alive, Upgrade") if args.casing == "odd" else \
+        ("Upgrade: websocket", "Connection: Upgrade")
+    request = (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\n{upgrade[0]}\r\n{upgrade[1]}\r\n"
+               f"sec-websocket-key: {key}\r\nSEC-WEBSOCKET-VERSION: 13\r\nAuthorization: {args.token}\r\n\r\n").encode()
+    sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    writes = 0
+    for i in range(0, len(request), args.split):
+        sock.sendall(request[i:i + args.split])
+        writes += 1
+        time.sleep(args.pause)
+    response = b""
+    try:
+        while b"\r\n\r\n" not in response:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            response += chunk
+    except OSError as exc:
+        emit("result", status=None, writes=writes, error=repr(exc))
+        return
+    status_line = response.split(b"\r\n", 1)[0].decode(errors="replace")
+    status = int(status_line.split(" ")[1]) if status_line.startswith("HTTP/") else None
+    emit("result", status=status, status_line=status_line, writes=writes, request_bytes=len(request), error=None)
+
+
 def cmd_http(args: argparse.Namespace) -> None:
     headers = dict(h.split(":", 1) for h in args.header)
     try:
@@ -310,6 +345,13 @@ def main(argv: list[str]) -> None:
         p.add_argument("--endpoint", default="", help="skip /v2/info discovery and dial this")
         p.add_argument("--token", default="")
         p.add_argument("--timeout", type=float, default=30)
+    crafted = sub.add_parser("crafted")
+    crafted.set_defaults(func=cmd_crafted)
+    crafted.add_argument("url")
+    crafted.add_argument("--token", default="")
+    crafted.add_argument("--split", type=int, default=3, help="bytes per TCP segment")
+    crafted.add_argument("--pause", type=float, default=0.002, help="seconds between segments")
+    crafted.add_argument("--casing", choices=("normal", "odd"), default="normal")
     http = sub.add_parser("http")
     http.set_defaults(func=cmd_http)
     http.add_argument("url")

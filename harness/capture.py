@@ -1,0 +1,56 @@
+"""Probes: Scapy captures running in a node's network namespace, read back as packets or pcaps.
+
+On a Docker bridge a container sees only its own traffic, so a probe joins the namespace of one end
+of the link it watches (``network_mode=container:<id>``) with NET_RAW/NET_ADMIN, nothing more: it
+works where the host user is not root.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from scapy.utils import PcapReader, wrpcap
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+from harness.timeouts import scaled
+
+PCAP = "/tmp/capture.pcap"
+
+
+class Probe:
+    def __init__(self, image: str, target_id: str, name: str, labels: dict[str, str]) -> None:
+        self.container = (DockerContainer(image)
+                          .with_name(name)
+                          .with_command(["capture", "--out", PCAP])
+                          .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW", "NET_ADMIN"],
+                                       labels=labels, init=True)
+                          .waiting_for(LogMessageWaitStrategy(r'"event": "listening"')
+                                       .with_startup_timeout(int(scaled(30)))))
+
+    def start(self) -> "Probe":
+        self.container.start()
+        return self
+
+    def stop(self) -> None:
+        self.container.stop()
+
+    def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
+        """Packets captured so far (the pcap is flushed per packet), optionally in a time window."""
+        stream, _ = self.container.get_wrapped_container().get_archive(PCAP)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            assert member is not None
+            data = member.read()
+        if not data:
+            return []
+        with PcapReader(io.BytesIO(data)) as reader:
+            return [p for p in reader if (since is None or float(p.time) >= since)
+                    and (until is None or float(p.time) <= until)]
+
+    def write(self, path: Path, since: float | None = None, until: float | None = None) -> Path:
+        wrpcap(str(path), self.packets(since, until))
+        return path
