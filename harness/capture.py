@@ -54,3 +54,13 @@ class Probe:
     def write(self, path: Path, since: float | None = None, until: float | None = None) -> Path:
         wrpcap(str(path), self.packets(since, until))
         return path
+
+
+def rst_injector(image: str, target_id: str, name: str, labels: dict[str, str], port: int,
+                 after: float) -> DockerContainer:
+    """A one-shot Scapy container in the target's namespace that resets its stream on ``port``."""
+    return (DockerContainer(image)
+            .with_name(name)
+            .with_command(["capture", "--inject-rst-port", str(port), "--after", str(after)])
+            .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW"], labels=labels, init=True)
+            .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30)))))

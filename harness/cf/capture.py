@@ -35,7 +35,9 @@ def capture(out: str) -> None:
 
 
 def inject_rst(port: int, after: float) -> None:
-    """Spoof the peer on ``port``: RST towards the local end with seq = its RCV.NXT (RFC 5961-proof)."""
+    """Reset the stream on ``port`` from this end: a RST to the peer whose sequence number is
+    exactly what the peer expects next (its last ACK), so RFC 5961 checks accept it. (A RST spoofed
+    towards this namespace itself would arrive on loopback with a foreign source: a martian.)"""
     last: dict[tuple[str, int], object] = {}
 
     def keep(pkt: object) -> None:
@@ -53,11 +55,10 @@ def inject_rst(port: int, after: float) -> None:
         return
     pkt = list(last.values())[-1]
     seg = pkt[TCP]  # type: ignore[index]
-    next_seq = seg.seq + len(bytes(seg.payload)) + (1 if seg.flags & 0x03 else 0)  # SYN/FIN count one
-    rst = IP(src=pkt[IP].src, dst=pkt[IP].dst) / TCP(sport=seg.sport, dport=seg.dport, flags="R", seq=next_seq)  # type: ignore[index]
+    rst = IP(src=pkt[IP].dst, dst=pkt[IP].src) / TCP(sport=seg.dport, dport=seg.sport, flags="R", seq=seg.ack)  # type: ignore[index]
     send(rst, verbose=False)
-    print(json.dumps({"event": "result", "injected": {"src": f"{pkt[IP].src}:{seg.sport}",  # type: ignore[index]
-                                                      "dst": f"{pkt[IP].dst}:{seg.dport}", "seq": next_seq}}),  # type: ignore[index]
+    print(json.dumps({"event": "result", "injected": {"src": f"{pkt[IP].dst}:{seg.dport}",  # type: ignore[index]
+                                                      "dst": f"{pkt[IP].src}:{seg.sport}", "seq": seg.ack}}),  # type: ignore[index]
           flush=True)
 
 

@@ -55,7 +55,8 @@ def render_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:
     return (start_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode("latin-1")
 
 
-async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: "IdleClock | None") -> None:
+async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: "IdleClock | None") -> bool:
+    """Copy until EOF (then half-close: True) or a reset/error (False: tear the pair down)."""
     try:
         while chunk := await reader.read(65536):
             if idle:
@@ -64,8 +65,9 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
+        return True
     except (ConnectionError, OSError):
-        pass
+        return False
 
 
 class IdleClock:
@@ -86,7 +88,8 @@ class IdleClock:
 async def splice(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  *, idle_timeout: float | None = None, grace: float = 10.0) -> str:
-    """Copy both ways with half-close; return why it ended ("eof" or "idle_timeout")."""
+    """Copy both ways with half-close; a reset on either side tears both down, as an LB does.
+    Return why it ended: "eof", "reset" or "idle_timeout"."""
     idle = IdleClock() if idle_timeout else None
     tasks = {asyncio.create_task(_copy(a[0], b[1], idle)), asyncio.create_task(_copy(b[0], a[1], idle))}
     timer = asyncio.create_task(idle.expired(idle_timeout)) if idle and idle_timeout else None
@@ -96,6 +99,8 @@ async def splice(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         done, pending = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if timer in done:
             reason = "idle_timeout"
+        elif any(task.result() is False for task in done if task is not timer):
+            reason = "reset"
         else:
             rest = pending - {timer} if timer else pending
             if rest:

@@ -136,6 +136,7 @@ class TrafficController:
         try:
             await self._write(ws, queue, peer, xff)
         finally:
+            log_event("tc", "stream_closed", peer=peer, xff=xff, close_code=ws.close_code)
             for task in tasks:
                 task.cancel()
             for up in upstreams:
