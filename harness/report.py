@@ -16,7 +16,10 @@ from typing import Any
 
 from harness.topology import Topology
 
-CHECK_ORDER = ["logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp"]
+CHECK_ORDER = ["logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp", "on_wire",
+               "crafted_split_handshake", "crafted_header_casing", "crafted_rst", "fault_latency", "fault_slicer",
+               "fault_reset_gap", "fault_limit_data", "fault_timeout", "router_death", "kernel_loss",
+               "kernel_blackhole", "kernel_reset", "kernel_bandwidth", "kernel_pause", "kernel_delay"]
 
 
 def cell_value(record: dict[str, Any]) -> str:
@@ -70,8 +73,23 @@ def to_markdown(cells: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
                 ev = f" (evidence: {rec['evidence']})" if rec.get("evidence") else ""
                 out.append(f"- **{cell_id} / {rec['check']}**: {rec['diagnosis']}. Expected: {rec['expected']} "
                            f"because {rec['because']}.{ev}")
+    out += ["", "## Fault and wire measurements", "",
+            "Faults, kernel impairments, crafted traffic and on-wire checks, with what was measured.", ""]
+    for cell_id, cell in cells.items():
+        for rec in cell["checks"].values():
+            if rec["check"].startswith(MEASURED):
+                details = json.dumps(_measured(rec.get("details", {})), default=str)
+                out.append(f"- **{cell_id} / {rec['check']}**: {cell_value(rec)}; {details[:400]}")
     out += ["", "## Environment", "", "```", json.dumps(meta["environment"], indent=2), "```", ""]
     return "\n".join(out)
+
+
+MEASURED = ("fault_", "kernel_", "router_", "crafted_", "on_wire", "idle")
+
+
+def _measured(details: dict[str, Any]) -> dict[str, Any]:
+    """The figures a reader wants, without the bulky client outcome."""
+    return {k: v for k, v in details.items() if k not in ("outcome", "client_outcome", "delivery")}
 
 
 def to_html(cells: dict[str, dict[str, Any]], meta: dict[str, Any], diagrams: dict[str, str]) -> str:
@@ -102,25 +120,36 @@ table{{border-collapse:collapse}} .pass{{background:#d9f2d9}} .xfail{{background
 </body></html>"""
 
 
-def to_terminal(cells: dict[str, dict[str, Any]]) -> str:
-    cols = columns(cells)
-    short = {"pass": "pass"}
+CORE = ("logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp")
+
+
+def _table(cells: dict[str, dict[str, Any]], cols: list[str]) -> list[str]:
     header = ["topology", "LB", *cols]
     table = [header]
     for cell in cells.values():
+        if not any(col in cell["checks"] for col in cols):
+            continue
         row = [cell["topology"], cell["driver"]]
         for col in cols:
             rec = cell["checks"].get(col)
-            if rec is None:
-                row.append("-")
-            elif not rec["ok"]:
-                row.append("MISMATCH")
-            else:
-                row.append(short.get(rec["observed"], "x:" + rec["observed"]))
+            row.append("-" if rec is None else "MISMATCH" if not rec["ok"] else
+                       "pass" if rec["observed"] == "pass" else "x:" + rec["observed"])
         table.append(row)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in table]
-    return "\n".join(lines) + "\n(x:<outcome> = fails exactly as the seed predicts)"
+    return ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in table]
+
+
+def to_terminal(cells: dict[str, dict[str, Any]]) -> str:
+    """The seed matrix, then the fault/wire matrix (only the columns that ran)."""
+    cols = columns(cells)
+    core = [c for c in cols if c in CORE]
+    rest = [c for c in cols if c not in CORE]
+    lines = []
+    if core:
+        lines += ["Seed strategies x LB:", *_table(cells, core), ""]
+    if rest:
+        lines += ["Faults, kernel impairments, crafted traffic, on-wire checks x LB:", *_table(cells, rest), ""]
+    return "\n".join(lines) + "(x:<outcome> = fails exactly as predicted; MISMATCH = not as predicted)"
 
 
 def write(records: list[dict[str, Any]], results: Path, topologies: dict[str, Topology], duration_s: float) -> list[Path]:
