@@ -22,11 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-from harness import drivers, images, reaper, topology  # noqa: E402
+from harness import drivers, images, reaper, tls, topology  # noqa: E402
 from harness.deployment import APP_GUID, TOKENS, Deployment  # noqa: E402
 
 N = int(os.environ.get("BENCH_ENVELOPES", "10000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+PACED = float(os.environ.get("BENCH_PACED_RATE", "2000"))  # below the stand-ins' capacity: no drops
 
 
 def harness_bringup() -> float:
@@ -62,17 +63,19 @@ def raw_bringup() -> float:
             envs = [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
             subprocess.run(["docker", "run", "-d", "--init", *label, "--name", f"{uid}-{name}", "--network", cf,
                             "--network-alias", name, *envs, tags["cf"], *cmd], check=True, capture_output=True)
+        pem = tls.pki_for(topo.system_domain, topo.apps_domain).server_pem
         subprocess.run(["docker", "run", "-d", *label, "--name", f"{uid}-lb", "--network", cf, "-e",
-                        f"LB_CONFIG={config}", tags["nginx"]], check=True, capture_output=True)
+                        f"LB_CONFIG={config}", "-e", f"LB_TLS_PEM={pem}", tags["nginx"]], check=True, capture_output=True)
         subprocess.run(["docker", "network", "connect", "--alias", topo.fqdn("doppler"), edge, f"{uid}-lb"],
                        check=True, capture_output=True)
+        deadline = time.monotonic() + 60
         for name, _, _ in nodes:
             while b'"event": "listening"' not in subprocess.run(["docker", "logs", f"{uid}-{name}"],
                                                                 capture_output=True).stdout:
-                time.sleep(0.05)
+                _tick(deadline, name)
         while b"start worker process" not in subprocess.run(["docker", "logs", f"{uid}-lb"],
                                                             capture_output=True, text=False).stderr:
-            time.sleep(0.05)
+            _tick(deadline, "lb")
         return time.monotonic() - start
     finally:
         names = [f"{uid}-{n}" for n, _, _ in nodes] + [f"{uid}-lb"]
@@ -80,8 +83,14 @@ def raw_bringup() -> float:
         subprocess.run(["docker", "network", "rm", cf, edge], capture_output=True)
 
 
-def stream(dep: Deployment, node: str, endpoint: str) -> dict[str, float]:
-    """Emit N unthrottled envelopes; measure what one consumer at ``node`` gets via ``endpoint``."""
+def _tick(deadline: float, name: str) -> None:
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"raw bring-up: {name} not ready within 60 s")
+    time.sleep(0.05)
+
+
+def stream(dep: Deployment, node: str, endpoint: str, rate: float = 0) -> dict[str, float]:
+    """Emit N envelopes (``rate`` per s, 0: unthrottled); measure one consumer at ``node`` via ``endpoint``."""
     client = dep.nodes[node].docker
     from harness.deployment import ClientRun
 
@@ -89,7 +98,7 @@ def stream(dep: Deployment, node: str, endpoint: str) -> dict[str, float]:
                                                    "--app", APP_GUID, "--token", "bearer dev", "--expect", str(N),
                                                    "--timeout", "60", "--settle", "3"])
     assert run.wait_event("connected", 20), run.raw
-    dep.emit(N)
+    dep.emit(N, rate=rate)
     delivery = run.result(90)["delivery"]
     span = delivery["receive_span_s"] or float("nan")
     return {"envelopes_per_s": delivery["unique"] / span, "p50_ms": delivery["latency_ms_p50"],
@@ -102,11 +111,13 @@ def main() -> int:
     harness_s = [harness_bringup() for _ in range(ROUNDS)]
     raw_s = [raw_bringup() for _ in range(ROUNDS)]
     topo = topology.load_all()["http-upgrade"].with_driver("nginx")
-    via_lb, direct = [], []
+    via_lb, direct, paced_lb, paced_direct = [], [], [], []
     with Deployment(topo, drivers.load_all()) as dep:
         for _ in range(ROUNDS):
             via_lb.append(stream(dep, "client", f"ws://{topo.fqdn('doppler')}:80"))
             direct.append(stream(dep, "app", "ws://tc:8081"))
+            paced_lb.append(stream(dep, "client", f"ws://{topo.fqdn('doppler')}:80", rate=PACED))
+            paced_direct.append(stream(dep, "app", "ws://tc:8081", rate=PACED))
 
     def med(values: list[float]) -> float:
         return sorted(values)[len(values) // 2]
@@ -114,11 +125,15 @@ def main() -> int:
     out = {
         "rounds": ROUNDS, "envelopes": N,
         "bringup_s": {"harness": med(harness_s), "raw_docker_run": med(raw_s), "ratio": med(harness_s) / med(raw_s)},
-        "through_nginx": {k: med([r[k] for r in via_lb]) for k in via_lb[0]},
-        "direct_to_tc": {k: med([r[k] for r in direct]) for k in direct[0]},
+        "saturated_through_nginx": {k: med([r[k] for r in via_lb]) for k in via_lb[0]},
+        "saturated_direct_to_tc": {k: med([r[k] for r in direct]) for k in direct[0]},
+        f"paced_{PACED:g}_per_s_through_nginx": {k: med([r[k] for r in paced_lb]) for k in paced_lb[0]},
+        f"paced_{PACED:g}_per_s_direct_to_tc": {k: med([r[k] for r in paced_direct]) for k in paced_direct[0]},
     }
-    out["ratios_nginx_over_direct"] = {k: out["through_nginx"][k] / out["direct_to_tc"][k]
-                                       for k in ("envelopes_per_s", "p50_ms", "p99_ms") if out["direct_to_tc"][k]}
+    for mode in ("saturated", f"paced_{PACED:g}_per_s"):
+        lb, tc = out[f"{mode}_through_nginx"], out[f"{mode}_direct_to_tc"]
+        out[f"{mode}_ratios_nginx_over_direct"] = {k: lb[k] / tc[k] for k in ("envelopes_per_s", "p50_ms", "p99_ms")
+                                                   if tc[k]}
     Path("results").mkdir(exist_ok=True)
     Path("results/bench.json").write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))

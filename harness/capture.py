@@ -29,7 +29,7 @@ class Probe:
                           .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW", "NET_ADMIN"],
                                        labels=labels, init=True)
                           .waiting_for(LogMessageWaitStrategy(r'"event": "listening"')
-                                       .with_startup_timeout(int(scaled(30)))))
+                                       .with_startup_timeout(int(scaled(30))).with_poll_interval(0.1)))
 
     def start(self) -> "Probe":
         self.container.start()
@@ -63,4 +63,4 @@ def rst_injector(image: str, target_id: str, name: str, labels: dict[str, str], 
             .with_name(name)
             .with_command(["capture", "--inject-rst-port", str(port), "--after", str(after)])
             .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW"], labels=labels, init=True)
-            .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30)))))
+            .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30))).with_poll_interval(0.1)))

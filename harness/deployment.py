@@ -221,7 +221,8 @@ class Deployment:
         for key, value in (env or {}).items():
             container.with_env(key, value)
         if wait:
-            container.waiting_for(LogMessageWaitStrategy(wait).with_startup_timeout(int(scaled(30))))
+            container.waiting_for(LogMessageWaitStrategy(wait).with_startup_timeout(int(scaled(30)))
+                                  .with_poll_interval(0.1))
         node = Node(name, role, container)
         self.nodes[name] = node
         try:
