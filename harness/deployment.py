@@ -26,7 +26,7 @@ from harness import images, reaper, tls
 from harness.drivers import Driver
 from harness.errors import NodeStartError, ScenarioError
 from harness.timeouts import scaled
-from harness.topology import LoadBalancer, Topology
+from harness.topology import FAULT_LINKS, LoadBalancer, Topology  # noqa: F401 (FAULT_LINKS re-exported)
 
 APP_GUID = "6a1b9a0e-2b3c-4d5e-8f90-1a2b3c4d5e6f"
 OTHER_APP_GUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
@@ -38,8 +38,6 @@ TOKENS = {
 }
 LISTENING = r'"event": "listening"'
 DOPPLER_INGRESS = "ws://doppler:8082"
-#: Links a fault proxy can be put on (Toxiproxy API, harness/cf/faultproxy.py).
-FAULT_LINKS = ("client-lb", "lb-router", "router-tc", "doppler-tc")
 
 
 def _log(msg: str) -> None:
@@ -133,7 +131,7 @@ class Deployment:
     drivers: dict[str, Driver]
     results_dir: Path | None = None
     logger_port: int | None = None  # override the topology's advertised port (mismatch variants)
-    faults: tuple[str, ...] = ()  # links routed through a fault proxy (FAULT_LINKS)
+    faults: tuple[str, ...] = ()  # links routed through a fault proxy, besides the topology's own
     uid: str = field(default_factory=lambda: secrets.token_hex(3))
     nodes: dict[str, Node] = field(default_factory=dict)
     lb_configs: dict[str, str] = field(default_factory=dict)
@@ -159,6 +157,8 @@ class Deployment:
 
     def start(self) -> None:
         began = time.monotonic()
+        self.topology = self.topology.with_faults(self.faults)
+        self.faults = self.topology.faults
         topo = self.topology
         local = sorted({"cf", *(self.drivers[lb.driver].image for lb in topo.load_balancers
                                 if self.drivers[lb.driver].local_image)})

@@ -99,16 +99,13 @@ class Impairments:
         finally:
             container.unpause()
 
-    @contextlib.contextmanager
-    def partition(self, node: str, network: str) -> Iterator[None]:
-        """Disconnect the node from one of the deployment's networks, then reconnect it."""
-        net = self.dep.networks[network]
-        container = self.dep.nodes[node].docker
-        net._unwrap_network.disconnect(container.id)
-        try:
-            yield
-        finally:
-            net._unwrap_network.connect(container.id, aliases=[node])
+    def partition(self, node: str) -> contextlib.AbstractContextManager[None]:
+        """Cut the node off from every network (all traffic but loopback dropped, both ways).
+
+        Done with iptables rather than ``docker network disconnect``: reconnecting would give the
+        node a new address, and LBs that resolved it at start would keep dialling the old one.
+        """
+        return self._rules(node, ["INPUT ! -i lo -j DROP", "OUTPUT ! -o lo -j DROP"])
 
 
 _NETEM: list[str | None] = []

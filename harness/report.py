@@ -19,7 +19,7 @@ from harness.topology import Topology
 CHECK_ORDER = ["logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp", "on_wire",
                "crafted_split_handshake", "crafted_header_casing", "crafted_rst", "fault_latency", "fault_slicer",
                "fault_reset_gap", "fault_limit_data", "fault_timeout", "router_death", "kernel_loss",
-               "kernel_blackhole", "kernel_reset", "kernel_bandwidth", "kernel_pause", "kernel_delay"]
+               "kernel_blackhole", "kernel_partition", "kernel_reset", "kernel_bandwidth", "kernel_pause", "kernel_delay"]
 
 
 def cell_value(record: dict[str, Any]) -> str:

@@ -21,7 +21,9 @@ PROTOCOLS = ("http", "tcp")
 SCHEMES = ("ws", "wss")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 TOP_LEVEL = {"name", "strategy", "seed", "system_domain", "apps_domain", "routers", "logger_endpoint",
-             "load_balancers", "dns", "expect", "description", "requires"}
+             "load_balancers", "dns", "expect", "description", "requires", "faults"}
+#: Links a fault proxy (Toxiproxy API) can be put on; the option ``faults: [...]`` in a file.
+FAULT_LINKS = ("client-lb", "lb-router", "router-tc", "doppler-tc")
 REQUIREMENTS = ("passes_upgrade",)
 
 
@@ -61,12 +63,16 @@ class Topology:
     dns: dict[str, str]  # hostname label -> LB name
     expect: dict[str, str] = field(default_factory=dict)
     requires: dict[str, bool] = field(default_factory=dict)  # driver capabilities a cell needs
+    faults: tuple[str, ...] = ()  # links routed through a fault proxy
 
     def lb(self, name: str) -> LoadBalancer:
         return next(lb for lb in self.load_balancers if lb.name == name)
 
     def fqdn(self, label: str) -> str:
         return f"{label}.{self.apps_domain if label == 'echo' else self.system_domain}"
+
+    def with_faults(self, links: tuple[str, ...]) -> "Topology":
+        return replace(self, faults=tuple(dict.fromkeys((*self.faults, *links))))
 
     def with_idle_timeout(self, seconds: float) -> "Topology":
         return replace(self, load_balancers=tuple(replace(lb, idle_timeout=seconds) for lb in self.load_balancers))
@@ -201,9 +207,17 @@ def parse(data: Any, file: str) -> Topology:
         load_balancers=lbs, dns=_dns(r, data.get("dns"), lbs),
         expect={str(k): str(v) for k, v in r.get(data, "expect", "", dict, {}).items()},
         requires=_requires(r, r.get(data, "requires", "", dict, {})),
+        faults=_faults(r, r.get(data, "faults", "", list, [])),
     )
     _check_logger_port(r, topo)
     return topo
+
+
+def _faults(r: _Reader, raw: list[Any]) -> tuple[str, ...]:
+    for i, link in enumerate(raw):
+        if link not in FAULT_LINKS:
+            raise r.fail(f"faults[{i}]", f"unknown link {link!r}", f"use one of: {', '.join(FAULT_LINKS)}")
+    return tuple(raw)
 
 
 def _requires(r: _Reader, raw: dict[str, Any]) -> dict[str, bool]:

@@ -95,7 +95,7 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     out["kernel_reset"] = ws if ws.outcome != PASS else Expectation("stream_cut", "the LB's kernel answers with RST")
     out["fault_limit_data"] = ws if ws.outcome != PASS else Expectation("stream_cut", "limit_data closes the link")
     out["fault_timeout"] = ws if ws.outcome != PASS else Expectation("handshake_timeout", "timeout toxic holds data")
-    out["kernel_blackhole"] = ws if ws.outcome != PASS else Expectation(
+    out["kernel_blackhole"] = out["kernel_partition"] = ws if ws.outcome != PASS else Expectation(
         "keepalive_1008", "silent drop: only the Traffic Controller's keepalive notices")
     ws_lb = topo.lb(topo.dns["doppler"])
     if ws.outcome != PASS:

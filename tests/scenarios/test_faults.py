@@ -104,3 +104,26 @@ def test_timeout_toxic_ends_in_a_bounded_handshake_failure(deployment: Deploymen
     logger_link.add_toxic(type="timeout", stream="upstream", attributes={"timeout": 0})
     result = deployment.stream_logs("dev", 1, timeout=30).result(60)
     verdict("fault_timeout", classify_stream(result["outcome"], None, 0, None), error=result["outcome"]["error"])
+
+
+@pytest.mark.topology("http-upgrade-faults", driver="nginx")
+def test_every_link_of_the_log_path_carries_toxics(deployment: Deployment, verdict: Verdict) -> None:
+    """Latency on each of the four links at once: every link is really proxied, the stream survives."""
+    links = ("client-lb", "lb-router", "router-tc", "doppler-tc")
+    proxies = {link: deployment.fault_proxy(link) for link in links}
+    try:
+        for link, items in proxies.items():
+            for proxy in items:
+                proxy.add_toxic(type="latency", stream="downstream", attributes={"latency": 20})
+        result = _stream(deployment, 200, rate=200)
+    finally:
+        for name in {p.name.rsplit("-", 1)[0] for items in proxies.values() for p in items}:
+            deployment.toxiproxy(name).reset()
+    opened = {link: sum(deployment.nodes[p.name.rsplit("-", 1)[0]].logs().count('"event": "link_open"')
+                        for p in items) for link, items in proxies.items()}
+    delivery = result["delivery"]
+    observed = classify_stream(result["outcome"], delivery, 200, True)
+    if observed == PASS and (min(opened.values()) == 0 or delivery["latency_ms_p50"] < 60):
+        observed = f"a link was not proxied: {opened}, p50 {delivery['latency_ms_p50']}"
+    verdict("fault_latency", observed, column="fault_all_links", links_opened=opened,
+            p50_ms=delivery["latency_ms_p50"])

@@ -101,6 +101,24 @@ def test_paused_lb_stalls_then_delivers_everything(deployment: Deployment, verdi
             p99_ms=result["delivery"]["latency_ms_p99"])
 
 
+def test_partitioned_router_is_noticed_only_by_the_keepalive(deployment: Deployment, verdict: Verdict) -> None:
+    """The serving router loses its network (LB side and TC side at once): nothing is reset."""
+    before = deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"')
+    run = deployment.stream_logs("dev", 0, timeout=14)
+    assert run.wait_event("connected", 20), run.raw
+    upgrades = [r for r in deployment.router_requests() if r.get("status") == 101]
+    victim = upgrades[-1]["router"]
+    with Impairments(deployment).partition(victim):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and \
+                deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"') == before:
+            time.sleep(0.5)
+    result = run.result(40)
+    fired = deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"') > before
+    verdict("kernel_partition", "keepalive_1008" if fired else f"not noticed: {result['outcome']}",
+            partitioned=victim, client_outcome=result["outcome"])
+
+
 def test_netem_delay_where_the_kernel_has_it(deployment: Deployment, verdict: Verdict) -> None:
     if reason := netem_missing(deployment):
         pytest.skip(reason)

@@ -81,6 +81,14 @@ def _judge(dep: Deployment, at_router: wire.TcpStream, from_client: wire.TcpStre
             return "server frames must be unmasked binary", facts
         if up and not all(f.masked for f in up):
             return "client frames must be masked", facts
+        # The client<->LB hop carries the same framing: the LB re-frames nothing.
+        client_down = wire.ws_frames(wire.http_head(from_client.s2c)[2])
+        client_up = wire.ws_frames(wire.http_head(from_client.c2s)[2])
+        facts.update(client_hop_down=sorted({f.opcode for f in client_down}),
+                     client_hop_up_masked=all(f.masked for f in client_up))
+        if OPCODE["binary"] not in facts["client_hop_down"] or any(f.masked for f in client_down) or \
+                not facts["client_hop_up_masked"]:
+            return "client<->LB hop: server frames must be unmasked, client frames masked", facts
     elif get(headers, "Upgrade") is not None or not status_line.startswith("HTTP/1.1 400"):
         return "an HTTP-only LB should have dropped Upgrade and got a 400", facts
     if not get(headers, "X-Forwarded-For"):
