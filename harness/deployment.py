@@ -125,6 +125,24 @@ class ClientRun:
         return line
 
 
+class BoundProxy:
+    """A toxiproxy-python Proxy plus the fault-proxy node it lives on.
+
+    toxiproxy-python keeps one server address per process (class attributes); a deployment has
+    several fault proxies, so every call re-points the client at this proxy's server first.
+    """
+
+    def __init__(self, deployment: "Deployment", server: str, proxy: Any) -> None:
+        self.deployment, self.server, self.proxy, self.name = deployment, server, proxy, proxy.name
+
+    def __getattr__(self, attr: str) -> Any:
+        self.deployment.toxiproxy(self.server)
+        return getattr(self.proxy, attr)
+
+    def reset(self) -> None:
+        self.deployment.toxiproxy(self.server).reset()
+
+
 @dataclass
 class Deployment:
     topology: Topology
@@ -250,15 +268,13 @@ class Deployment:
         APIConsumer.host, APIConsumer.port = "127.0.0.1", int(node.container.get_exposed_port(8474))
         return Toxiproxy()
 
-    def fault_proxy(self, link: str, lb: str | None = None) -> Any:
-        """The toxiproxy-python Proxy objects on ``link`` (see FAULT_LINKS)."""
+    def fault_proxy(self, link: str, lb: str | None = None) -> list["BoundProxy"]:
+        """The toxiproxy-python proxies on ``link`` (see FAULT_LINKS), each bound to its server."""
         names = {"client-lb": [f"fp-{lb or self.topology.load_balancers[0].name}"],
                  "lb-router": [f"fp-router-{i}" for i in range(self.topology.router_count)],
                  "router-tc": ["fp-tc"], "doppler-tc": ["fp-doppler"]}[link]
-        proxies = []
-        for name in names:
-            proxies += list(self.toxiproxy(name).proxies().values())
-        return proxies
+        return [BoundProxy(self, server, proxy) for server in names
+                for proxy in self.toxiproxy(server).proxies().values()]
 
     def _start_lb(self, lb: LoadBalancer) -> None:
         driver = self.drivers[lb.driver]

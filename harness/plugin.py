@@ -115,8 +115,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cells: list[Cell] = []
     if metafunc.definition.get_closest_marker("matrix"):
         cells = [Cell(t, d) for t in topologies for d in under_test if drivers[d].supports(topologies[t]) is None]
-    elif markers := list(metafunc.definition.iter_markers("topology")):
-        for marker in markers:  # several marks: the union of their cells
+    elif markers := ([m for m in metafunc.definition.own_markers if m.name == "topology"]
+                     or list(metafunc.definition.iter_markers("topology"))):
+        for marker in markers:  # several marks: the union of their cells; a test's own marks win
             name = marker.args[0]
             if name not in topologies:
                 raise pytest.UsageError(f"{metafunc.definition.nodeid}: topology '{name}' not in topologies/")

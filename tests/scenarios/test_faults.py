@@ -24,7 +24,7 @@ def logger_link(deployment: Deployment) -> Iterator[Any]:
     port = deployment.topology.logger_port
     proxy = next(p for p in deployment.fault_proxy("client-lb") if p.name.endswith(f"-{port}"))
     yield proxy
-    deployment.toxiproxy(proxy.name.rsplit("-", 1)[0]).reset()
+    proxy.reset()
 
 
 def _emit_in_background(deployment: Deployment, count: int, rate: float) -> threading.Thread:
@@ -117,10 +117,11 @@ def test_every_link_of_the_log_path_carries_toxics(deployment: Deployment, verdi
                 proxy.add_toxic(type="latency", stream="downstream", attributes={"latency": 20})
         result = _stream(deployment, 200, rate=200)
     finally:
-        for name in {p.name.rsplit("-", 1)[0] for items in proxies.values() for p in items}:
-            deployment.toxiproxy(name).reset()
-    opened = {link: sum(deployment.nodes[p.name.rsplit("-", 1)[0]].logs().count('"event": "link_open"')
-                        for p in items) for link, items in proxies.items()}
+        for items in proxies.values():
+            for proxy in items:
+                proxy.reset()
+    opened = {link: sum(deployment.nodes[p.server].logs().count('"event": "link_open"') for p in items)
+              for link, items in proxies.items()}
     delivery = result["delivery"]
     observed = classify_stream(result["outcome"], delivery, 200, True)
     if observed == PASS and (min(opened.values()) == 0 or delivery["latency_ms_p50"] < 60):
