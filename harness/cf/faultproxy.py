@@ -128,6 +128,10 @@ class Proxy:
         except (OSError, TimeoutError):
             writer.close()
             return
+        if not self.enabled or self.server is None:  # disabled while this connection was dialling
+            writer.close()
+            up[1].close()
+            return
         link = Link((reader, writer), up)
         self.links.add(link)
         log_event("faultproxy", "link_open", proxy=self.name, peer=writer.get_extra_info("peername")[0])
