@@ -8,6 +8,7 @@ network each LB carries the hostnames the topology maps to it as network aliases
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -27,6 +28,18 @@ from harness.drivers import Driver
 from harness.errors import NodeStartError, ScenarioError
 from harness.timeouts import scaled
 from harness.topology import FAULT_LINKS, LoadBalancer, Topology  # noqa: F401 (FAULT_LINKS re-exported)
+
+ROUTER_PORTS = (80, 443, 8080)
+#: Where published ports bind: loopback by default; 0.0.0.0 lets an appliance on the network reach
+#: the routers (external LB mode).
+PUBLISH_ADDRESS = os.environ.get("HARNESS_PUBLISH_ADDRESS", "127.0.0.1")
+EXTERNAL_PORT_BASE = int(os.environ.get("HARNESS_ROUTER_PORT_BASE", "20000"))
+EXTERNAL_WAIT = float(os.environ.get("HARNESS_EXTERNAL_WAIT", "120"))
+
+
+def external_router_ports(index: int) -> dict[int, int]:
+    """Fixed host ports of router ``index`` for an external LB: base + 10000*index + port."""
+    return {port: EXTERNAL_PORT_BASE + 10000 * index + port for port in ROUTER_PORTS}
 
 APP_GUID = "6a1b9a0e-2b3c-4d5e-8f90-1a2b3c4d5e6f"
 OTHER_APP_GUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
@@ -203,17 +216,23 @@ class Deployment:
             tc = "fp-tc:8081"
         routes = {topo.fqdn("api"): "cc:9022", topo.fqdn("uaa"): "cc:9022", topo.fqdn("login"): "cc:9022",
                   topo.fqdn("doppler"): tc, topo.fqdn("echo"): "app:8080"}
+        external = [lb for lb in topo.load_balancers if self.drivers[lb.driver].external]
         for i in range(topo.router_count):
             behind_fault = "lb-router" in self.faults
             self._start(f"router-{i}", "router", cf_img, ["router"], env={
                 "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes), "ROUTER_TLS_PEM": self.pki.server_pem,
                 "ROUTER_PROXY_PROTOCOL": str(topo.router_proxy_protocol).lower()},
-                aliases=[f"router-{i}-up"] if behind_fault else None, alias_self=not behind_fault)
+                aliases=[f"router-{i}-up"] if behind_fault else None, alias_self=not behind_fault,
+                publish=ROUTER_PORTS if external else (), host_ports=external_router_ports(i) if external else None)
             if behind_fault:  # the LB dials router-<i>, which is now the fault proxy in front of it
                 self._start_fault(f"fp-router-{i}", "cf", [f"router-{i}"],
                                   {p: f"router-{i}-up:{p}" for p in (80, 443, 8080)})
+        hosts = {topo.fqdn(label): self.drivers[topo.lb(target).driver].address
+                 for label, target in topo.dns.items() if self.drivers[topo.lb(target).driver].external}
         self._start("client", "client", cf_img, ["idle"], network="edge", wait=None,
-                    env={"HARNESS_CA_PEM": self.pki.ca_pem})
+                    env={"HARNESS_CA_PEM": self.pki.ca_pem}, extra_hosts=hosts)
+        if external:
+            self._announce_routers()
         for lb in topo.load_balancers:
             self._start_lb(lb)
         self.started_s = time.monotonic() - began
@@ -225,9 +244,13 @@ class Deployment:
 
     def _start(self, name: str, role: str, image: str, command: list[str], *, env: dict[str, str] | None = None,
                network: str = "cf", aliases: list[str] | None = None, wait: str | None = LISTENING,
-               alias_self: bool = True, publish: tuple[int, ...] = ()) -> Node:
-        """Start one node; ``publish``ed ports bind 127.0.0.1 only, on random host ports."""
+               alias_self: bool = True, publish: tuple[int, ...] = (), host_ports: dict[int, int] | None = None,
+               extra_hosts: dict[str, str] | None = None) -> Node:
+        """Start one node; ``publish``ed ports bind PUBLISH_ADDRESS (127.0.0.1 unless set), on random
+        host ports unless ``host_ports`` fixes them."""
         kwargs: dict[str, Any] = {"labels": self.labels(), "init": True}
+        if extra_hosts:
+            kwargs["extra_hosts"] = extra_hosts
         container = (DockerContainer(image)
                      .with_name(f"hx-{self.uid}-{name}")
                      .with_command(command)
@@ -235,7 +258,7 @@ class Deployment:
                      .with_network_aliases(*([name] if alias_self else []), *(aliases or []))
                      .with_kwargs(**kwargs))
         for port in publish:  # with_bind_ports cannot name a host address; docker-py takes (ip, port)
-            container.ports[f"{port}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+            container.ports[f"{port}/tcp"] = (PUBLISH_ADDRESS, (host_ports or {}).get(port))  # type: ignore[assignment]
         for key, value in (env or {}).items():
             container.with_env(key, value)
         if wait:
@@ -276,8 +299,24 @@ class Deployment:
         return [BoundProxy(self, server, proxy) for server in names
                 for proxy in self.toxiproxy(server).proxies().values()]
 
+    def _announce_routers(self) -> None:
+        """Tell the user where to point their own LB (and write it down for scripts)."""
+        table = {f"router-{i}": {p: f"{PUBLISH_ADDRESS}:{external_router_ports(i)[p]}" for p in ROUTER_PORTS}
+                 for i in range(self.topology.router_count)}
+        if self.results_dir:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            (self.results_dir / "external-lb.json").write_text(json.dumps(table, indent=2))
+        _log("external LB: point its back ends at the routers (router port -> host address):")
+        for name, ports in table.items():
+            _log(f"  {name}: " + ", ".join(f"{p} -> {addr}" for p, addr in ports.items()))
+
     def _start_lb(self, lb: LoadBalancer) -> None:
         driver = self.drivers[lb.driver]
+        if driver.external:  # the user's own LB: nothing to start, wait until it answers
+            for listener in lb.listeners:
+                host = next(self.topology.fqdn(lab) for lab, t in self.topology.dns.items() if t == lb.name)
+                self._wait_reachable(host, listener.port, "client", timeout=EXTERNAL_WAIT)
+            return
         routers = [{"host": f"router-{i}", "port": 80, "status_port": 8080} for i in range(self.topology.router_count)]
         config = driver.render({"lb": lb, "routers": routers})
         self.lb_configs[lb.name] = config

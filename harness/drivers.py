@@ -38,10 +38,12 @@ class Driver:
     config_env: str = "LB_CONFIG"
     version_command: tuple[str, ...] = ()
     command: tuple[str, ...] = ()
+    external: bool = False  # the user's own LB: no container; ``address`` is where clients reach it
+    address: str = ""
 
     @property
     def local_image(self) -> bool:
-        return ":" not in self.image and "/" not in self.image
+        return not self.external and ":" not in self.image and "/" not in self.image
 
     def supports(self, topo: "Topology") -> str | None:
         """Why this driver cannot run the topology's default LBs, or None when it can."""
@@ -56,6 +58,14 @@ class Driver:
             if lb.proxy_protocol != "none" and lb.proxy_protocol not in self.proxy_protocol:
                 return f"cannot send PROXY {lb.proxy_protocol}"
         return None
+
+    @classmethod
+    def external_lb(cls, address: str) -> "Driver":
+        """The user's own LB at ``address`` (an IP or name the containers can reach, or
+        ``host-gateway`` for an LB on this host). Expectations are those of a capable LB."""
+        return cls(name="external", file=Path("(command line)"), description=f"external LB at {address}",
+                   image="", template=Path(), protocols=("http", "tcp"), passes_upgrade=True,
+                   proxy_protocol=("v1", "v2"), external=True, address=address)
 
     def render(self, context: dict[str, Any]) -> str:
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.template.parent),

@@ -42,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a customer's nginx.conf or haproxy.cfg, run as LB driver 'customer'")
     group.addoption("--pcap", choices=("failed", "all", "none"), default="failed",
                     help="pcaps of the client and routers per scenario: for failed ones (default), all, none")
+    group.addoption("--external-lb", default=None, metavar="ADDRESS",
+                    help="your own LB at ADDRESS, as driver 'external': routers are published on fixed host "
+                         "ports (HARNESS_ROUTER_PORT_BASE, HARNESS_PUBLISH_ADDRESS); see README")
     group.addoption("--results-dir", default=RESULTS, type=Path, help="where evidence and reports go")
 
 
@@ -51,6 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "matrix: run in every topology x LB cell")
     config.addinivalue_line("markers", "scenario: needs Docker; brings up containers")
     drivers = driver_registry.load_all(*config.getoption("--driver-dir"))
+    if address := config.getoption("--external-lb"):
+        drivers["external"] = driver_registry.Driver.external_lb(address)
+        config.option.lb = config.getoption("--lb") or "external"
     if customer := config.getoption("--customer-config"):
         from harness.customer import driver_from_config
 
@@ -154,6 +160,7 @@ class CellManager:
     """Keeps one deployment alive per worker and swaps it when a test needs another cell."""
 
     drivers: dict[str, driver_registry.Driver]
+    results_dir: Path | None = None
     active: tuple[Cell, Deployment] | None = None
     failures: dict[Cell, BaseException] = field(default_factory=dict)
 
@@ -166,7 +173,8 @@ class CellManager:
         topo = topology_registry.load_all()[cell.topology].with_driver(cell.driver)
         if cell.lb_idle:
             topo = topo.with_idle_timeout(cell.lb_idle)
-        deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc), faults=cell.faults)
+        deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc), faults=cell.faults,
+                                     results_dir=self.results_dir)
         try:
             deployment.__enter__()
         except HarnessError as exc:
@@ -192,7 +200,7 @@ class _CellDeployment(Deployment):
 
 @pytest.fixture(scope="session")
 def cells(pytestconfig: pytest.Config) -> Iterator[CellManager]:
-    manager = CellManager(pytestconfig.stash[DRIVERS])
+    manager = CellManager(pytestconfig.stash[DRIVERS], pytestconfig.getoption("--results-dir"))
     yield manager
     manager.close()
 

@@ -59,3 +59,46 @@ http {
     topo = topology.load_all()["http-upgrade"].with_driver("customer")
     with Deployment(topo, registry) as dep:
         assert _stream(dep) == "upgrade_stripped"
+
+
+def test_external_lb_in_front_of_published_routers(tmp_path: Path) -> None:
+    """An LB the harness does not start (here nginx on the host's network, standing in for an
+    appliance): routers are published on fixed host ports, clients reach the LB at its address."""
+    from testcontainers.core.container import DockerContainer
+
+    from harness import images, reaper, tls
+    from harness.deployment import external_router_ports
+
+    topo = topology.load_all()["http-upgrade"].with_driver("external")
+    pem = tls.pki_for(topo.system_domain, topo.apps_domain).server_pem
+    upstreams = "".join(f"server 127.0.0.1:{external_router_ports(i)[80]};" for i in range(topo.router_count))
+    conf = f"""events {{}}
+http {{
+  upstream routers {{ {upstreams} }}
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+  server {{
+    listen 80; listen 443 ssl;
+    ssl_certificate /etc/nginx/lb.pem; ssl_certificate_key /etc/nginx/lb.pem;
+    location / {{
+      proxy_pass http://routers; proxy_http_version 1.1;
+      proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;
+    }}
+  }}
+}}
+"""
+    appliance = (DockerContainer(images.ensure_images(["nginx"])["nginx"])
+                 .with_env("LB_CONFIG", conf).with_env("LB_TLS_PEM", pem)
+                 .with_kwargs(network_mode="host", labels=reaper.labels()))
+    appliance.start()
+    try:
+        registry = {**drivers.load_all(), "external": drivers.Driver.external_lb("host-gateway")}
+        with Deployment(topo, registry, results_dir=tmp_path) as dep:
+            assert (tmp_path / "external-lb.json").exists()
+            assert _stream(dep) == PASS
+            echo = dep.http_get("echo")
+            xff = [v for k, v in echo["body"]["headers"] if k == "X-Forwarded-For"][0]
+            assert xff.split(",")[0].strip() == dep.client_ip()
+    finally:
+        appliance.stop()
