@@ -38,8 +38,9 @@ EXTERNAL_WAIT = float(os.environ.get("HARNESS_EXTERNAL_WAIT", "120"))
 
 
 def external_router_ports(index: int) -> dict[int, int]:
-    """Fixed host ports of router ``index`` for an external LB: base + 10000*index + port."""
-    return {port: EXTERNAL_PORT_BASE + 10000 * index + port for port in ROUTER_PORTS}
+    """Fixed host ports of router ``index`` for an external LB: base + 10*index + slot, where the
+    slot is 0 for port 80, 1 for 443 and 2 for the 8080 health port (below the ephemeral range)."""
+    return {port: EXTERNAL_PORT_BASE + 10 * index + slot for slot, port in enumerate(ROUTER_PORTS)}
 
 APP_GUID = "6a1b9a0e-2b3c-4d5e-8f90-1a2b3c4d5e6f"
 OTHER_APP_GUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
