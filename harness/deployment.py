@@ -431,6 +431,12 @@ class Deployment:
         """The LBs' addresses on the router side: what routers see as peer in TCP mode."""
         return {n.ip(self.networks["cf"]) for n in self.nodes.values() if n.role == "lb"}
 
+    def fault_proxy_ips(self) -> frozenset[str]:
+        """Client-side addresses of the client<->LB fault proxies: what an LB sees as the client."""
+        return frozenset(n.ip(self.networks["edge"]) for name, n in self.nodes.items()
+                         if n.role == "faultproxy" and self.networks["edge"].name in
+                         n.docker.attrs["NetworkSettings"]["Networks"])
+
     def environment(self) -> dict[str, Any]:
         """Image IDs and LB versions of this deployment, for the report (computed once)."""
         if not hasattr(self, "_environment"):

@@ -22,6 +22,8 @@ DIAGNOSES = {
     "dial_refused": "client dialled the advertised logger port, where the LB does not listen (connection refused)",
     "proxy_header_rejected": "LB sent a PROXY header the routers cannot read (gorouter reads only v1, and only "
                              "with enable_proxy): it reached the HTTP parser and the router answered 400 Bad Request",
+    "proxy_ip_as_client": "a fault proxy (a TCP hop) sits between client and LB: the LB sees the proxy's "
+                          "address, so X-Forwarded-For starts with it",
     "lb_ip_as_client": "TCP mode without PROXY protocol: the router saw the LB's address, so the app's "
                        "X-Forwarded-For names the LB, not the client",
     "idle_cut": "LB closed the stream after its idle timeout: keepalive pings were further apart than it",
@@ -109,6 +111,8 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     listener = _listener(lb, 80)
     if app.outcome == PASS and listener and listener.protocol == "tcp" and lb.proxy_protocol == "none":
         out["xff"] = Expectation("lb_ip_as_client", "TCP mode without PROXY protocol hides the client address")
+    if app.outcome == PASS and "client-lb" in topo.faults:
+        out["xff"] = Expectation("proxy_ip_as_client", "the client<->LB fault proxy is a TCP hop")
     return out
 
 
@@ -162,10 +166,12 @@ def classify_status(status: int | None, expected_status: int, body: str = "", er
     return f"status_{status}"
 
 
-def classify_xff(xff: str | None, client_ip: str, lb_ips: set[str]) -> str:
+def classify_xff(xff: str | None, client_ip: str, lb_ips: set[str], proxy_ips: frozenset[str] = frozenset()) -> str:
     first = (xff or "").split(",")[0].strip()
     if first == client_ip:
         return PASS
     if first in lb_ips:
         return "lb_ip_as_client"
+    if first in proxy_ips:
+        return "proxy_ip_as_client"
     return f"xff={xff!r}"

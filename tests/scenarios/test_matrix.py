@@ -96,7 +96,8 @@ def test_xff(deployment: Deployment, verdict: Verdict) -> None:
         return verdict("xff", observed, status=result["status"])
     headers = [tuple(h) for h in result["body"]["headers"]]
     xff = get(headers, "X-Forwarded-For")
-    verdict("xff", classify_xff(xff, deployment.client_ip(), deployment.lb_ips()), x_forwarded_for=xff,
+    observed = classify_xff(xff, deployment.client_ip(), deployment.lb_ips(), deployment.fault_proxy_ips())
+    verdict("xff", observed, x_forwarded_for=xff,
             client=deployment.client_ip())
 
 

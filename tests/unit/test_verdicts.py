@@ -35,6 +35,12 @@ def test_tcp_same_port_loses_client_address_unless_proxy_protocol() -> None:
     assert expect("tcp-same-port-proxy-v2", "haproxy")["logs"] == "proxy_header_rejected"
 
 
+def test_fault_proxy_in_front_of_the_lb_is_seen_as_the_client() -> None:
+    assert expect("http-upgrade-faults", "nginx")["xff"] == "proxy_ip_as_client"
+    assert verdicts.classify_xff("10.0.0.9, 10.1.0.5", "10.0.0.2", set(), frozenset({"10.0.0.9"})) == \
+        "proxy_ip_as_client"
+
+
 def test_logger_port_mismatch_is_a_refused_dial() -> None:
     out = expect("tcp-alt-port-mismatch", "nginx")
     assert out["logs"] == out["recent_logs"] == "dial_refused" and out["xff"] == PASS
