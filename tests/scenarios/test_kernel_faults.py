@@ -45,19 +45,28 @@ def test_random_packet_loss_is_absorbed_by_tcp(deployment: Deployment, verdict: 
             p99_ms=result["delivery"]["latency_ms_p99"])
 
 
-def test_silent_blackhole_is_noticed_only_by_the_keepalive(deployment: Deployment, verdict: Verdict) -> None:
-    before = deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"')
-    run = deployment.stream_logs("dev", 0, timeout=14)
+def _keepalive_timeouts(dep: Deployment) -> int:
+    return dep.nodes["tc"].logs().count('"event": "keepalive_timeout"')
+
+
+def _silent_cut(dep: Deployment, cut: Callable[[], Any]) -> tuple[str, dict[str, Any]]:
+    """Hold an idle stream, apply ``cut`` (a context manager factory) until TC's keepalive fires
+    (at most 10 s), and say whether only the keepalive noticed."""
+    before = _keepalive_timeouts(dep)
+    run = dep.stream_logs("dev", 0, timeout=14)
     assert run.wait_event("connected", 20), run.raw
-    with Impairments(deployment).blackhole("client", _port(deployment)):
+    with cut():
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and \
-                deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"') == before:
+        while time.monotonic() < deadline and _keepalive_timeouts(dep) == before:
             time.sleep(0.5)
     result = run.result(40)
-    fired = deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"') > before
-    observed = "keepalive_1008" if fired else f"not noticed: {result['outcome']}"
-    verdict("kernel_blackhole", observed, client_outcome=result["outcome"])
+    fired = _keepalive_timeouts(dep) > before
+    return ("keepalive_1008" if fired else f"not noticed: {result['outcome']}"), result["outcome"]
+
+
+def test_silent_blackhole_is_noticed_only_by_the_keepalive(deployment: Deployment, verdict: Verdict) -> None:
+    observed, outcome = _silent_cut(deployment, lambda: Impairments(deployment).blackhole("client", _port(deployment)))
+    verdict("kernel_blackhole", observed, client_outcome=outcome)
 
 
 def test_tcp_reset_from_the_lb_kernel_cuts_the_stream(deployment: Deployment, verdict: Verdict) -> None:
@@ -103,20 +112,15 @@ def test_paused_lb_stalls_then_delivers_everything(deployment: Deployment, verdi
 
 def test_partitioned_router_is_noticed_only_by_the_keepalive(deployment: Deployment, verdict: Verdict) -> None:
     """The serving router loses its network (LB side and TC side at once): nothing is reset."""
-    before = deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"')
-    run = deployment.stream_logs("dev", 0, timeout=14)
-    assert run.wait_event("connected", 20), run.raw
-    upgrades = [r for r in deployment.router_requests() if r.get("status") == 101]
-    victim = upgrades[-1]["router"]
-    with Impairments(deployment).partition(victim):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and \
-                deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"') == before:
-            time.sleep(0.5)
-    result = run.result(40)
-    fired = deployment.nodes["tc"].logs().count('"event": "keepalive_timeout"') > before
-    verdict("kernel_partition", "keepalive_1008" if fired else f"not noticed: {result['outcome']}",
-            partitioned=victim, client_outcome=result["outcome"])
+    victim: list[str] = []
+
+    def cut() -> Any:
+        upgrades = [r for r in deployment.router_requests() if r.get("status") == 101]
+        victim.append(upgrades[-1]["router"])
+        return Impairments(deployment).partition(victim[-1])
+
+    observed, outcome = _silent_cut(deployment, cut)
+    verdict("kernel_partition", observed, partitioned=victim[-1], client_outcome=outcome)
 
 
 def test_netem_delay_where_the_kernel_has_it(deployment: Deployment, verdict: Verdict) -> None:
