@@ -359,22 +359,16 @@ class Deployment:
         return self.probes[node]
 
     def stop(self) -> None:
-        for probe in self.probes.values():
+        """Remove probes, containers (newest first) and networks; one failure never stops the rest."""
+        steps = [(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
+        steps += [(node.name, node.container.stop) for node in reversed(list(self.nodes.values()))]
+        steps += [(f"network {net.name}", net.remove) for net in self.networks.values()]
+        for what, remove in steps:
             try:
-                probe.stop()
-            except Exception as exc:
-                _log(f"could not remove a probe: {exc}")
-        self.probes.clear()
-        for node in reversed(list(self.nodes.values())):
-            try:
-                node.container.stop()
+                remove()
             except Exception as exc:  # keep tearing down the rest
-                _log(f"could not remove {node.name}: {exc}")
-        for net in self.networks.values():
-            try:
-                net.remove()
-            except Exception as exc:
-                _log(f"could not remove network {net.name}: {exc}")
+                _log(f"could not remove {what}: {exc}")
+        self.probes.clear()
         self.nodes.clear()
         self.networks.clear()
 
