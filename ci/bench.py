@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
 from harness import drivers, images, reaper, tls, topology  # noqa: E402
+
+reaper.configure_testcontainers()  # the harness's Ryuk-compatible reaper, as in a pytest run
 from harness.deployment import APP_GUID, TOKENS, Deployment  # noqa: E402
 
 N = int(os.environ.get("BENCH_ENVELOPES", "10000"))

@@ -57,10 +57,12 @@ class Probe:
 
 
 def rst_injector(image: str, target_id: str, name: str, labels: dict[str, str], port: int,
-                 after: float) -> DockerContainer:
-    """A one-shot Scapy container in the target's namespace that resets its stream on ``port``."""
+                 after: float, seq_offset: int = 0) -> DockerContainer:
+    """A one-shot Scapy container in the target's namespace that resets its stream on ``port``
+    (``seq_offset`` != 0: a RST outside the window, the negative control that must change nothing)."""
     return (DockerContainer(image)
             .with_name(name)
-            .with_command(["capture", "--inject-rst-port", str(port), "--after", str(after)])
+            .with_command(["capture", "--inject-rst-port", str(port), "--after", str(after),
+                           "--seq-offset", str(seq_offset)])
             .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW"], labels=labels, init=True)
             .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30))).with_poll_interval(0.1)))

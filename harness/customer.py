@@ -52,7 +52,11 @@ def rewrite(text: str, kind: str) -> str:
 
 
 def driver_from_config(path: Path, workdir: Path | None = None) -> drivers.Driver:
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DriverError(str(path), "(file)", f"cannot be read: {exc.strerror if isinstance(exc, OSError) else exc}",
+                          "name an nginx.conf or haproxy.cfg file that exists") from None
     kind = kind_of(path, text)
     folder = Path(workdir or tempfile.mkdtemp(prefix="harness-customer-"))
     (folder / "customer.conf.j2").write_text(rewrite(text, kind))

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 from testcontainers.core.container import DockerContainer
@@ -28,6 +28,9 @@ from harness.drivers import Driver
 from harness.errors import NodeStartError, ScenarioError
 from harness.timeouts import scaled
 from harness.topology import FAULT_LINKS, LoadBalancer, Topology  # noqa: F401 (FAULT_LINKS re-exported)
+
+if TYPE_CHECKING:
+    from harness.witness import Evidence, Witness
 
 ROUTER_PORTS = (80, 443, 8080)
 #: Where published ports bind: loopback by default; 0.0.0.0 lets an appliance on the network reach
@@ -86,10 +89,14 @@ class Node:
 class ClientRun:
     """A client command running in the client container, its JSON lines read as they come."""
 
-    def __init__(self, api: Any, container_id: str, cmd: list[str]) -> None:
+    def __init__(self, api: Any, container_id: str, cmd: list[str], attempt: str | None = None) -> None:
         self.cmd = cmd
+        #: Every request of this run carries the attempt id (X-Harness-Attempt); see harness.witness.
+        self.attempt = attempt or secrets.token_hex(6)
+        self.started = time.time()
+        self.ended: float | None = None
         self._api = api
-        self._exec = api.exec_create(container_id, cmd)["Id"]
+        self._exec = api.exec_create(container_id, cmd, environment={"HARNESS_ATTEMPT": self.attempt})["Id"]
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self._new = threading.Condition()
@@ -107,6 +114,7 @@ class ClientRun:
             self._add(buffer.decode(errors="replace"))
         with self._new:
             self._done = True
+            self.ended = self.ended or time.time()
             self._new.notify_all()
 
     def _add(self, line: str) -> None:
@@ -116,6 +124,9 @@ class ClientRun:
                 self.lines.append(json.loads(line))
             except ValueError:
                 pass
+            else:
+                if self.lines[-1].get("event") == "result":
+                    self.ended = time.time()
             self._new.notify_all()
 
     def wait_event(self, event: str, timeout: float) -> dict[str, Any] | None:
@@ -188,6 +199,7 @@ class Deployment:
         return reaper.labels(**{"harness.deployment": self.uid, "harness.topology": self.topology.name})
 
     def start(self) -> None:
+        reaper.ensure_reaper()  # before the networks: removes them too if this process dies
         began = time.monotonic()
         self.topology = self.topology.with_faults(self.faults)
         self.faults = self.topology.faults
@@ -378,9 +390,20 @@ class Deployment:
     def api_url(self) -> str:
         return f"http://{self.topology.fqdn('api')}"
 
-    def client_run(self, *args: str) -> ClientRun:
+    def client_run(self, *args: str, attempt: str | None = None) -> ClientRun:
+        """Run the client with a fresh attempt id (or ``attempt``: a re-dial of the same attempt)."""
         node = self.nodes["client"]
-        return ClientRun(node.docker.client.api, node.docker.id, ["python3", "-m", "harness.cf", *args])
+        return ClientRun(node.docker.client.api, node.docker.id, ["python3", "-m", "harness.cf", *args], attempt)
+
+    @property
+    def witness(self) -> "Witness":
+        from harness.witness import Witness
+
+        return Witness(self)
+
+    def evidence(self, run: ClientRun, result: dict[str, Any], **extra: Any) -> "Evidence":
+        """The witness's evidence of ``run``'s attempt (and of nothing else)."""
+        return self.witness.evidence(run, result, **extra)
 
     def stream_logs(self, token: str, expect: int, *, timeout: float = 60, app: str = APP_GUID,
                     extra: tuple[str, ...] = ()) -> ClientRun:

@@ -7,6 +7,7 @@ protocol). Vendors add theirs with ``--driver-dir``; see README "Adding a load b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import yaml
 
-from harness.errors import DriverError
+from harness.errors import DriverError, did_you_mean
+from harness.topology import yaml_problem
 
 if TYPE_CHECKING:
     from harness.topology import Topology
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 DRIVERS_DIR = Path(__file__).resolve().parent.parent / "topologies" / "drivers"
 FIELDS = {"name", "description", "image", "template", "protocols", "passes_upgrade", "proxy_protocol",
           "vars", "config_env", "version_command", "command"}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # it becomes part of cell ids and container names
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -68,54 +72,93 @@ class Driver:
                    proxy_protocol=("v1", "v2"), external=True, address=address)
 
     def render(self, context: dict[str, Any]) -> str:
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.template.parent),
-                                 undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
         try:
-            return env.get_template(self.template.name).render(**context, vars=self.vars)
+            return _environment(self.template).get_template(self.template.name).render(**context, vars=self.vars)
         except jinja2.TemplateError as exc:
             raise DriverError(str(self.template), getattr(exc, "name", None) or "(template)", str(exc),
                               "the template may use: lb, routers, vars") from None
+
+
+def _environment(template: Path) -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(template.parent), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True)
 
 
 def _fail(file: Path, fld: str, problem: str, fix: str) -> DriverError:
     return DriverError(str(file), fld, problem, fix)
 
 
+def _strings(path: Path, data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+        raise _fail(path, key, f"is {value!r}", f"use a list of strings, e.g. {key}: [acme, --version]")
+    return tuple(str(v) for v in value)
+
+
 def load(path: Path) -> Driver:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise _fail(path, "(syntax)", f"invalid YAML: {exc}", "fix the YAML syntax") from None
+        raise _fail(path, "(syntax)", f"invalid YAML: {yaml_problem(exc)}", "fix the YAML syntax") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(path, "(file)", str(exc), "check the path") from None
     if not isinstance(data, dict):
         raise _fail(path, "(top level)", "is not a mapping", "start with 'name: <driver>'")
     if unknown := set(data) - FIELDS:
-        raise _fail(path, sorted(unknown)[0], "unknown field", f"allowed: {', '.join(sorted(FIELDS))}")
+        key = str(sorted(unknown, key=str)[0])
+        raise _fail(path, key, "unknown field", f"{did_you_mean(key, FIELDS)}allowed: {', '.join(sorted(FIELDS))}")
     for required in ("name", "image", "template", "protocols"):
         if required not in data:
             raise _fail(path, required, "missing", f"add '{required}:'")
-    template = path.parent / str(data["template"])
+    name = data["name"]
+    if not isinstance(name, str) or not NAME.match(name) or name == "default":
+        raise _fail(path, "name", f"{name!r} is not a usable driver name",
+                    "use letters, digits, '-', '_' or '.' ('default' means the LB under test in topologies)")
+    for key in ("image", "template"):
+        if not isinstance(data[key], str) or not data[key].strip():
+            raise _fail(path, key, f"is {data[key]!r}", f"give '{key}:' a non-empty string")
+    template = path.parent / data["template"]
     if not template.is_file():
         raise _fail(path, "template", f"{template} does not exist", "name a template file beside the driver")
+    try:
+        _environment(template).get_template(template.name)  # syntax only: variables are checked at render
+    except jinja2.TemplateSyntaxError as exc:
+        raise _fail(template, f"line {exc.lineno}", f"template syntax error: {exc.message}",
+                    "fix the Jinja2 syntax") from None
+    except (jinja2.TemplateError, UnicodeDecodeError) as exc:
+        raise _fail(template, "(file)", f"cannot be read as a template: {exc}",
+                    "use a UTF-8 Jinja2 text file") from None
+    if not isinstance(data.get("vars") or {}, dict):
+        raise _fail(path, "vars", f"is {data['vars']!r}", "use a mapping, e.g. vars: {pass_upgrade: true}")
+    config_env = data.get("config_env", "LB_CONFIG")
+    if not isinstance(config_env, str) or not ENV_NAME.match(config_env):
+        raise _fail(path, "config_env", f"is {config_env!r}", "use an environment variable name, e.g. LB_CONFIG")
     protocols = data["protocols"]
-    if not isinstance(protocols, list) or not set(protocols) <= {"http", "tcp"} or not protocols:
+    if not isinstance(protocols, list) or not protocols or not all(p in ("http", "tcp") for p in protocols):
         raise _fail(path, "protocols", f"{protocols!r}", "use a list drawn from: http, tcp")
     if not isinstance(data.get("passes_upgrade", False), bool):
         raise _fail(path, "passes_upgrade", f"is {data['passes_upgrade']!r}", "use true or false")
     proxy = data.get("proxy_protocol", [])
-    if not isinstance(proxy, list) or not set(proxy) <= {"v1", "v2"}:
+    if not isinstance(proxy, list) or not all(p in ("v1", "v2") for p in proxy):
         raise _fail(path, "proxy_protocol", f"is {proxy!r}", "use a list drawn from: v1, v2 (or [])")
-    return Driver(name=str(data["name"]), file=path, description=str(data.get("description", "")),
-                  image=str(data["image"]), template=template, protocols=tuple(protocols),
+    return Driver(name=name, file=path, description=str(data.get("description", "")),
+                  image=data["image"], template=template, protocols=tuple(protocols),
                   passes_upgrade=bool(data.get("passes_upgrade", False)),
-                  proxy_protocol=tuple(proxy), vars=dict(data.get("vars") or {}),
-                  config_env=str(data.get("config_env", "LB_CONFIG")),
-                  version_command=tuple(data.get("version_command") or ()), command=tuple(data.get("command") or ()))
+                  proxy_protocol=tuple(proxy), vars=dict(data.get("vars") or {}), config_env=config_env,
+                  version_command=_strings(path, data, "version_command"), command=_strings(path, data, "command"))
 
 
 def load_all(*extra_dirs: Path) -> dict[str, Driver]:
+    """The built-in drivers, then each extra folder's (a vendor's driver may replace a built-in one;
+    two files of the extra folders naming the same driver are an error)."""
     drivers: dict[str, Driver] = {}
-    for directory in (DRIVERS_DIR, *extra_dirs):
-        for path in sorted(Path(directory).glob("*.yaml")):
+    for directory in dict.fromkeys(Path(d) for d in (DRIVERS_DIR, *extra_dirs)):  # a folder given twice: once
+        if not directory.is_dir():
+            raise _fail(directory, "(folder)", "no such folder", "name a folder holding <name>.yaml driver files")
+        for path in sorted(directory.glob("*.yaml")):
             driver = load(path)
-            drivers[driver.name] = driver  # a vendor's driver may replace a built-in one
+            if driver.name in drivers and drivers[driver.name].file.parent != DRIVERS_DIR:
+                raise _fail(path, "name", f"'{driver.name}' is also the name in {drivers[driver.name].file}",
+                            "give each driver a unique name")
+            drivers[driver.name] = driver
     return drivers

@@ -2,13 +2,16 @@
 
     HarnessError
      ├── TopologyError        a topology file is invalid (file, field, what is allowed)
-     ├── DriverError          an LB driver file or template is invalid
+     │    └── DriverError     an LB driver file or template is invalid
      ├── ImageBuildError      an image could not be built (image, build output, hint)
      ├── NodeStartError       a container did not become ready (node, wait, logs)
      └── ScenarioError        a scenario step could not run (command, output)
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class HarnessError(Exception):
@@ -20,12 +23,18 @@ class TopologyError(HarnessError):
         super().__init__(file, field, problem, fix)
         self.file, self.field, self.problem, self.fix = file, field, problem, fix
 
-    def __str__(self) -> str:
-        return f"{self.file}: field '{self.field}': {self.problem}; fix: {self.fix}"
+    def __str__(self) -> str:  # one line: it becomes a pytest usage error as it is
+        return " ".join(f"{self.file}: field '{self.field}': {self.problem}; fix: {self.fix}".split())
 
 
 class DriverError(TopologyError):
     """Same shape as TopologyError, for ``driver.yaml`` files."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"did you mean 'http-upgrade'? "`` for the closest of ``choices`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
 
 
 class ImageBuildError(HarnessError):

@@ -5,28 +5,47 @@ A scenario test asks for the ``deployment`` fixture and says which cells it runs
 ``@pytest.mark.topology(name, driver=None, tc=None, lb_idle=None)`` (``driver=None``: every LB
 under test, ``--lb``). The plugin parametrizes the test over those cells and groups each cell's
 tests on one worker (``xdist_group``), so a cell is brought up once, not once per test.
+
+Bad input stops the run in ``pytest_configure``, before any container (or the reaper) starts:
+unknown drivers or topologies, missing files and folders, invalid driver and topology files all end
+in one ``pytest.UsageError`` line naming the option or file, the field and the fix. The plugin is the
+``pytest11`` entry point ``harness.plugin`` (``pyproject.toml``), so its options work however pytest
+is invoked; ``conftest.py`` names the same plugin, which pytest then loads once.
+
+Every run writes into a fresh ``<--results-dir>/runs/<YYYYmmdd-HHMMSS>-<id>/`` (``latest`` points
+to it): ``evidence/<test>/``, ``junit.xml`` (unless ``--junitxml`` says otherwise) and
+``report.{json,md,html}``, which is written even when no check ran. A scenario test marked
+``@pytest.mark.check(name, column=None)`` (or using ``verdict``) that errors or skips before recording
+its verdict still gets its (cell, check) in the report, with the reason.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")  # harness.reaper replaces Ryuk
+from harness.reaper import configure_testcontainers  # noqa: E402
+
+configure_testcontainers()  # testcontainers' reaper is the harness's Ryuk image (harness.reaper)
 
 from harness import drivers as driver_registry  # noqa: E402
 from harness import topology as topology_registry  # noqa: E402
 from harness import report as report_writer  # noqa: E402
 from harness import verdicts  # noqa: E402
 from harness.deployment import Deployment  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
+from harness.errors import HarnessError, did_you_mean  # noqa: E402
+from harness.topology import Topology  # noqa: E402
+from harness.outcomes import Observation, Outcome  # noqa: E402
+from harness.witness import Evidence  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -45,33 +64,148 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--external-lb", default=None, metavar="ADDRESS",
                     help="your own LB at ADDRESS, as driver 'external': routers are published on fixed host "
                          "ports (HARNESS_ROUTER_PORT_BASE, HARNESS_PUBLISH_ADDRESS); see README")
-    group.addoption("--results-dir", default=RESULTS, type=Path, help="where evidence and reports go")
+    group.addoption("--shard", default="", metavar="K/N",
+                    help="run only the K-th of N deterministic parts of the cells (N CI runners; merge their "
+                         "reports with python -m harness.report merge)")
+    group.addoption("--results-dir", default=RESULTS, type=Path,
+                    help="each run writes evidence, junit.xml and report.{json,md,html} into a fresh "
+                         "DIR/runs/<time>-<id>/; DIR/latest points to the newest (default: results/)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml's, which reads config.option.xmlpath
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "topology(name, driver=None, tc=None, lb_idle=None, faults=()): cells a "
                                        "scenario runs in")
     config.addinivalue_line("markers", "matrix: run in every topology x LB cell")
     config.addinivalue_line("markers", "scenario: needs Docker; brings up containers")
-    drivers = driver_registry.load_all(*config.getoption("--driver-dir"))
-    if address := config.getoption("--external-lb"):
+    config.addinivalue_line("markers", "check(name, column=None): the check a scenario test records (report "
+                                       "column: column, else name); shown even if the test errors or skips first")
+    try:  # every bad input ends here, as one line, before the reaper or any container starts
+        drivers, topologies = _validated(config)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[DRIVERS] = drivers
+    config.stash[TOPOLOGIES] = topologies
+    if hasattr(config, "workerinput"):  # an xdist worker writes into the run folder its controller made
+        if RUN_DIR_KEY in config.workerinput:
+            config.stash[RUN_DIR] = Path(config.workerinput[RUN_DIR_KEY])
+        return
+    if not _runs_tests(config):
+        return
+    run_dir = _new_run_dir(Path(config.getoption("--results-dir")))
+    config.stash[RUN_DIR] = run_dir
+    _tell_run_dir(run_dir)
+    if hasattr(config.option, "xmlpath") and not config.option.xmlpath:
+        config.option.xmlpath = str(run_dir / "junit.xml")
+    config.pluginmanager.register(RunRecorder(config, run_dir), "harness-run-recorder")
+    _reap_leftovers()  # controller only: once per run
+
+
+def _validated(config: pytest.Config) -> tuple[dict[str, driver_registry.Driver], dict[str, Topology]]:
+    """The drivers and topologies of this run, after checking every option that names a file, a
+    folder, a driver or a topology. Raises ``pytest.UsageError`` (options) or ``HarnessError`` (files)."""
+    shard_of(config)  # a malformed --shard stops the run here
+    folders = [Path(f) for f in config.getoption("--driver-dir")]
+    for folder in folders:
+        if not folder.is_dir():
+            raise pytest.UsageError(f"--driver-dir {folder}: no such folder; fix: name a folder holding "
+                                    "<name>.yaml driver files and their templates")
+        if not any(folder.glob("*.yaml")):
+            raise pytest.UsageError(f"--driver-dir {folder}: no driver file (*.yaml) in it; fix: put <name>.yaml "
+                                    "and its template there (README: Adding a load balancer)")
+    drivers = driver_registry.load_all(*folders)
+    address, customer = config.getoption("--external-lb"), config.getoption("--customer-config")
+    if address and customer:
+        raise pytest.UsageError("--external-lb and --customer-config: both replace the LB under test; fix: pass one")
+    if address:
         drivers["external"] = driver_registry.Driver.external_lb(address)
         config.option.lb = config.getoption("--lb") or "external"
-    if customer := config.getoption("--customer-config"):
+    if customer:
+        if not Path(customer).is_file():
+            raise pytest.UsageError(f"--customer-config {customer}: no such file; fix: name a customer's nginx.conf "
+                                    "or haproxy.cfg that exists")
         from harness.customer import driver_from_config
 
-        drivers["customer"] = driver_from_config(customer)
+        drivers["customer"] = driver_from_config(Path(customer))
         config.option.lb = config.getoption("--lb") or "customer"
+    topologies = topology_registry.load_all()
+    for topo in topologies.values():
+        topology_registry.check_drivers(topo, drivers)
     if not config.getoption("--lb"):
         config.option.lb = ",".join(sorted(drivers))
-    unknown = [lb for lb in _csv(config.getoption("--lb")) if lb not in drivers]
-    if unknown:
-        raise pytest.UsageError(f"--lb {','.join(unknown)}: no such driver; known: {', '.join(sorted(drivers))} "
-                                "(add one with --driver-dir)")
-    config.stash[DRIVERS] = drivers
-    _CONFIG[:] = [config]
-    if not hasattr(config, "workerinput"):  # controller only: once per run
-        _reap_leftovers()
+    for lb in _csv(config.getoption("--lb")):
+        if lb not in drivers:
+            raise pytest.UsageError(f"--lb {lb}: no such LB driver; fix: {did_you_mean(lb, drivers)}use one of: "
+                                    f"{', '.join(sorted(drivers))} (or add one with --driver-dir)")
+    for name in _csv(config.getoption("--topology")):
+        if name not in topologies:
+            raise pytest.UsageError(f"--topology {name}: no such topology in {topology_registry.TOPOLOGIES_DIR}; "
+                                    f"fix: {did_you_mean(name, topologies)}use one of: {', '.join(sorted(topologies))}")
+    return drivers, topologies
+
+
+def _runs_tests(config: pytest.Config) -> bool:
+    """False for --help, --version, --collect-only, --fixtures, --markers: no run folder, no reaper."""
+    return not any(getattr(config.option, flag, False) for flag in
+                   ("help", "version", "collectonly", "showfixtures", "show_fixtures_per_test", "markers"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist (controller side): every worker writes into this run's folder."""
+    run_dir = node.config.stash.get(RUN_DIR, None)
+    if run_dir is not None:
+        node.workerinput[RUN_DIR_KEY] = str(run_dir)
+
+
+RUN_DIR_KEY = "harness_run_dir"
+RUN_DIR = pytest.StashKey[Path]()
+TOPOLOGIES = pytest.StashKey[dict[str, Topology]]()
+#: Finished runs kept under <results>/runs (older ones are removed at the end of a run).
+KEEP_RUNS = int(os.environ.get("HARNESS_KEEP_RUNS", "20"))
+
+
+def _new_run_dir(results: Path) -> Path:
+    runs = results.resolve() / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    run_dir = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir.mkdir()
+    _point_latest(run_dir)
+    return run_dir
+
+
+def _tell_run_dir(run_dir: Path) -> None:
+    """Write the run folder into the file ``HARNESS_RUN_DIR_FILE`` names (``ci/qualify``, ``ci/test``
+    read it: exact even when other runs share the results folder). Only while that file is empty, so
+    a pytest run nested in a test (pytester) does not take it over."""
+    pointer = os.environ.get("HARNESS_RUN_DIR_FILE")
+    if pointer and not (Path(pointer).exists() and Path(pointer).read_text().strip()):
+        Path(pointer).write_text(f"{run_dir}\n")
+
+
+def _point_latest(run_dir: Path) -> None:
+    """``<results>/latest`` -> ``runs/<id>``: a relative symlink swapped atomically, or a text file
+    holding that path where symlinks cannot be made."""
+    results, target = run_dir.parent.parent, f"runs/{run_dir.name}"
+    latest, tmp = results / "latest", results / f".latest-{uuid.uuid4().hex[:8]}"
+    try:
+        os.symlink(target, tmp, target_is_directory=True)
+        os.replace(tmp, latest)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        try:
+            latest.write_text(target + "\n")
+        except OSError as exc:
+            print(f"[harness] could not point {latest} at {target}: {exc}", file=sys.stderr)
+
+
+def _prune_runs(run_dir: Path, keep: int) -> None:
+    """Remove finished runs (they hold a report) beyond the newest ``keep``; never a run still
+    going (no report yet) nor this one."""
+    finished = sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and (p / "report.json").exists())
+    for old in finished[:-keep] if keep > 0 else []:
+        if old != run_dir:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 DRIVERS = pytest.StashKey[dict[str, driver_registry.Driver]]()
@@ -116,7 +250,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "deployment" not in metafunc.fixturenames:
         return
     drivers = metafunc.config.stash[DRIVERS]
-    topologies = topology_registry.load_all()
+    topologies = metafunc.config.stash[TOPOLOGIES]
     under_test = _csv(metafunc.config.getoption("--lb"))
     cells: list[Cell] = []
     if metafunc.definition.get_closest_marker("matrix"):
@@ -126,7 +260,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for marker in markers:  # several marks: the union of their cells; a test's own marks win
             name = marker.args[0]
             if name not in topologies:
-                raise pytest.UsageError(f"{metafunc.definition.nodeid}: topology '{name}' not in topologies/")
+                raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.topology('{name}'): no such "
+                                        f"topology; fix: {did_you_mean(name, topologies)}use one of: "
+                                        f"{', '.join(sorted(topologies))}")
             fixed = marker.kwargs.get("driver")
             candidates = [fixed] if fixed else under_test
             tc = tuple(sorted((marker.kwargs.get("tc") or {}).items()))
@@ -139,17 +275,40 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("deployment", params, indirect=True)
 
 
+def shard_of(config: pytest.Config) -> tuple[int, int] | None:
+    """``--shard K/N`` as (K, N), None when not sharding."""
+    value = config.getoption("--shard")
+    if not value:
+        return None
+    k, _, n = value.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise pytest.UsageError(f"--shard {value}: not K/N with 1 <= K <= N; fix: e.g. --shard 1/2 and --shard 2/2 "
+                                "on two runners")
+    return int(k), int(n)
+
+
+def in_shard(cell_ids: list[str], shard: tuple[int, int]) -> set[str]:
+    """The cells of shard K of N: sorted cell ids dealt round-robin, so every runner computes the
+    same split from the same collection and the parts differ in size by at most one cell."""
+    k, n = shard
+    return {cell_id for i, cell_id in enumerate(sorted(set(cell_ids))) if i % n == k - 1}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = set(_csv(config.getoption("--topology")))
+    shard = shard_of(config)
+    cells = {item.nodeid: cell for item in items if isinstance(cell := _cell_of(item), Cell)}
+    mine = in_shard([c.id for c in cells.values() if not wanted or c.topology in wanted], shard) if shard else None
     keep, drop = [], []
     for item in items:
-        cell = getattr(item, "callspec", None) and item.callspec.params.get("deployment")
-        if isinstance(cell, Cell):
-            if wanted and cell.topology not in wanted:
-                drop.append(item)
-                continue
-        keep.append(item)
+        cell = cells.get(item.nodeid)
+        if cell is not None and ((wanted and cell.topology not in wanted) or (mine is not None and cell.id not in mine)):
+            drop.append(item)
+        elif cell is None and shard and shard[0] != 1:  # tests without a cell run on the first shard only
+            drop.append(item)
+        else:
+            keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -163,6 +322,7 @@ class CellManager:
     results_dir: Path | None = None
     active: tuple[Cell, Deployment] | None = None
     failures: dict[Cell, BaseException] = field(default_factory=dict)
+    topologies: dict[str, Topology] = field(default_factory=topology_registry.load_all)
 
     def get(self, cell: Cell) -> Deployment:
         if self.active and self.active[0] == cell:
@@ -170,7 +330,7 @@ class CellManager:
         self.close()
         if cell in self.failures:  # don't retry a cell that failed to start for every test in it
             raise self.failures[cell]
-        topo = topology_registry.load_all()[cell.topology].with_driver(cell.driver)
+        topo = self.topologies[cell.topology].with_driver(cell.driver)
         if cell.lb_idle:
             topo = topo.with_idle_timeout(cell.lb_idle)
         deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc), faults=cell.faults,
@@ -200,7 +360,8 @@ class _CellDeployment(Deployment):
 
 @pytest.fixture(scope="session")
 def cells(pytestconfig: pytest.Config) -> Iterator[CellManager]:
-    manager = CellManager(pytestconfig.stash[DRIVERS], pytestconfig.getoption("--results-dir"))
+    manager = CellManager(pytestconfig.stash[DRIVERS], _run_dir(pytestconfig),
+                          topologies=pytestconfig.stash[TOPOLOGIES])
     yield manager
     manager.close()
 
@@ -235,16 +396,25 @@ def verdict(request: pytest.FixtureRequest, deployment: Deployment) -> Callable[
     interval = float(dict(cell.tc).get("TC_KEEPALIVE_INTERVAL", 15))
     expectations = verdicts.expected(deployment.topology, deployment.drivers, keepalive_interval=interval)
 
-    def check(name: str, observed: str, *, column: str | None = None, **details: Any) -> None:
+    def check(name: str, seen: Observation, /, *, column: str | None = None, evidence: Evidence | None = None,
+              **details: Any) -> None:
+        if not isinstance(seen, Observation):  # the vocabulary is closed: no free-form strings
+            raise TypeError(f"verdict({name!r}, ...) takes a harness.outcomes.Observation, not {seen!r}")
         exp = expectations[name]
+        if evidence is not None:  # the attempt this verdict rests on, and its window
+            details = {"attempt": evidence.attempt, "window": [round(evidence.started, 3), round(evidence.ended, 3)],
+                       **details}
         record = {"cell": f"{cell.topology}-{cell.driver}", "variant": cell.id, "topology": cell.topology,
-                  "driver": cell.driver, "check": column or name,
-                  "expected": exp.outcome, "because": exp.because, "observed": observed,
-                  "diagnosis": verdicts.diagnosis(observed), "ok": observed == exp.outcome, "details": details,
-                  "environment": deployment.environment()}
+                  "driver": cell.driver, "check": column or name, "expected": exp.outcome.value,
+                  "because": exp.because, "observed": seen.outcome.value, "detail": seen.detail,
+                  "attempt": evidence.attempt if evidence else None, "diagnosis": seen.outcome.diagnosis,
+                  "ok": seen.outcome is exp.outcome, "details": details, "environment": deployment.environment()}
         request.node.user_properties.append(("harness_check", record))
-        assert observed == exp.outcome, (f"{name}: expected '{exp.outcome}' ({exp.because}) but observed "
-                                         f"'{observed}': {verdicts.diagnosis(observed)}; details: {details}")
+        if seen.outcome is Outcome.NOT_APPLICABLE:  # nothing to compare: n/a in the report, with the reason
+            return
+        assert seen.outcome is exp.outcome, (
+            f"{name}: expected '{exp.outcome}' ({exp.because}) but observed '{seen}': {seen.outcome.diagnosis}; "
+            f"details: {details}")
 
     return check
 
@@ -256,75 +426,192 @@ DEPLOYMENT = pytest.StashKey[Deployment]()
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call":
+        _attach_evidence(item, report)
+    if report.when in ("setup", "call"):
+        _record_unrecorded_check(item, call, report)
+
+
+def _attach_evidence(item: pytest.Item, report: pytest.TestReport) -> None:
     dep = item.stash.get(DEPLOYMENT, None)
     keep_all = item.config.getoption("--pcap") == "all"
-    if report.when != "call" or dep is None or not (report.failed or keep_all):
+    if dep is None or not (report.failed or keep_all):
         return
-    folder = item.config.getoption("--results-dir") / "evidence" / re.sub(r"[^\w.-]+", "_", item.nodeid)
+    run_dir = _run_dir(item.config)
+    relative = Path("evidence") / re.sub(r"[^\w.-]+", "_", item.nodeid)
+    folder = run_dir / relative
     try:
         files = dep.collect(folder, since=item.stash.get(STARTED_AT, None), until=time.time())
     except Exception as exc:
         report.sections.append(("harness evidence", f"could not collect evidence: {exc}"))
         return
-    report.user_properties.append(("harness_evidence", str(folder)))
+    report.user_properties.append(("harness_evidence", relative.as_posix()))  # relative to the run folder
     tails = "\n".join(f"--- {p.name} (last 40 lines) ---\n" + "\n".join(p.read_text().splitlines()[-40:])
                       for p in files if p.suffix == ".log")
     report.sections.append(("harness evidence", f"written to {folder}\n{tails}"))
 
 
+def _run_dir(config: pytest.Config) -> Path:
+    """This run's folder; the results folder itself when there is none (--collect-only and such)."""
+    return config.stash.get(RUN_DIR, None) or Path(config.getoption("--results-dir")).resolve()
+
+
+def _cell_of(item: pytest.Item) -> Cell | None:
+    callspec = getattr(item, "callspec", None)
+    cell = callspec.params.get("deployment") if callspec is not None else None
+    return cell if isinstance(cell, Cell) else None
+
+
+def _record_unrecorded_check(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """A check test in a cell that ends a phase without a verdict record (its cell did not start, it
+    crashed, it skipped) gets one with status error or skipped and the reason, so that (cell, check)
+    shows in the report instead of vanishing."""
+    cell = _cell_of(item)
+    if cell is None or not (item.get_closest_marker("check") or "verdict" in getattr(item, "fixturenames", ())):
+        return
+    if any(key == "harness_check" for key, _ in report.user_properties):
+        return
+    if report.passed:
+        if report.when == "setup":
+            return  # the call phase will tell
+        status, reason = report_writer.ERROR, "the test passed without recording a verdict"
+    elif report.skipped:
+        status, reason = report_writer.SKIPPED, _skip_reason(report)
+    else:
+        status = report_writer.ERROR
+        reason = ("setup failed: " if report.when == "setup" else "") + _exception_line(call, report)
+    report.user_properties.append(("harness_check", _unrecorded(item, cell, status, reason)))
+
+
+def _unrecorded(item: pytest.Item, cell: Cell, status: str, reason: str) -> dict[str, Any]:
+    marker = item.get_closest_marker("check")
+    name = str(marker.args[0]) if marker and marker.args else getattr(item, "originalname", item.name)
+    column = (marker.kwargs.get("column") if marker else None) or name
+    expected, because = _expectation(item.config, cell, name)
+    return {"cell": f"{cell.topology}-{cell.driver}", "variant": cell.id, "topology": cell.topology,
+            "driver": cell.driver, "check": column, "expected": expected, "because": because, "observed": status,
+            "detail": reason, "attempt": None, "diagnosis": reason, "ok": False, "details": {}, "environment": {},
+            "status": status}
+
+
+def _expectation(config: pytest.Config, cell: Cell, check: str) -> tuple[str, str]:
+    """What the seed predicts for ``check`` in ``cell`` (as the verdict fixture computes it), or
+    empty strings when that cannot be said: the report still shows the cell and the reason."""
+    try:
+        topo = config.stash[TOPOLOGIES][cell.topology].with_driver(cell.driver)
+        if cell.lb_idle:
+            topo = topo.with_idle_timeout(cell.lb_idle)
+        if cell.faults:
+            topo = topo.with_faults(cell.faults)
+        interval = float(dict(cell.tc).get("TC_KEEPALIVE_INTERVAL", 15))
+        exp = verdicts.expected(topo, config.stash[DRIVERS], keepalive_interval=interval)[check]
+    except Exception:  # best effort: an unknown check name or driver must not hide the record itself
+        return "", ""
+    return str(report_writer.plain(exp.outcome)), exp.because
+
+
+def _exception_line(call: pytest.CallInfo[None], report: pytest.TestReport) -> str:
+    """``ExceptionType: message`` (its first line: NodeStartError and friends append logs below)."""
+    if call.excinfo is not None:
+        return _first_line(call.excinfo.exconly(tryshort=True))
+    return _failure_line(report)
+
+
+def _failure_line(report: pytest.TestReport) -> str:
+    """The failure's ``ExceptionType: message`` line, from the report alone (an xdist worker's too)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return _first_line(crash.message)
+    lines = [line.strip() for line in report.longreprtext.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no details"
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:300] if lines else "unknown error"
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return f"xfail: {report.wasxfail}"
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return report.longreprtext.strip().splitlines()[-1] if report.longreprtext.strip() else "skipped"
+
+
 # ---- the report: records come from every worker through the reports' user_properties -------------
 
-RECORDS = pytest.StashKey[list[dict[str, Any]]]()
+
+class RunRecorder:
+    """The run's report, on the controller (or the only process): gathers every check record from
+    the test reports of all workers, writes report.{json,md,html} into the run folder at the end
+    (always, even with no record), prints the summary line, and makes a mismatch or error fail the
+    run even when no pytest test failed with it."""
+
+    def __init__(self, config: pytest.Config, run_dir: Path) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.records: list[dict[str, Any]] = []  # normalized, status set, in arrival order
+        self.started = time.monotonic()
+        self.duration = 0.0  # seconds, at the end of the session
+        self.files: list[Path] = []
+        self.note = ""  # why there is no record, when there is none
+        self.raised_exit = False  # the report, not a test, made the run fail
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":  # its user_properties repeat the call's records
+            if report.failed:
+                self._teardown_failed(report)
+            return
+        evidence = next((v for k, v in report.user_properties if k == "harness_evidence"), None)
+        records = [report_writer.normalize(v) for k, v in report.user_properties if k == "harness_check"]
+        explained = any(r["status"] in report_writer.FAILING for r in records)
+        for rec in records:
+            rec["nodeid"] = report.nodeid
+            rec["evidence"] = rec.get("evidence") or evidence
+            if report.failed and not explained and rec["status"] in (report_writer.PASS, report_writer.AS_PREDICTED):
+                rec["status"] = report_writer.ERROR  # the check held, then the test failed
+                rec["detail"] = f"test failed after the check: {_failure_line(report)}"
+            self.records.append(rec)
+
+    def _teardown_failed(self, report: pytest.TestReport) -> None:
+        for rec in self.records:
+            if rec.get("nodeid") == report.nodeid and rec["status"] not in report_writer.FAILING:
+                rec["status"] = report_writer.ERROR
+                rec["detail"] = f"teardown failed: {_failure_line(report)}"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.records:
+            self.note = _why_no_checks(session)
+        self.duration = time.monotonic() - self.started
+        self.files = report_writer.write(self.records, self.run_dir, self.config.stash[TOPOLOGIES], self.duration,
+                                         note=self.note)
+        _point_latest(self.run_dir)  # the newest finished run, even if another one started since
+        _prune_runs(self.run_dir, KEEP_RUNS)
+        if report_writer.failing(self.records) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.raised_exit = True
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.section("CF WebSocket LB matrix")
+        if self.records:
+            terminalreporter.write_line(report_writer.to_terminal(report_writer.group(self.records)))
+        summary = report_writer.summary(self.records, self.duration)
+        terminalreporter.write_line(summary + (f" ({self.note})" if self.note else ""), bold=True)
+        if self.raised_exit:
+            terminalreporter.write_line("exit status 1: the report holds a mismatch or error that no failed test "
+                                        "shows", red=True)
+        for path in self.files:
+            terminalreporter.write_line(f"report: {path}")
+        if self.files and (self.run_dir.parent.parent / "latest").exists():
+            terminalreporter.write_line(f"latest: {self.run_dir.parent.parent / 'latest'}")
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[RECORDS] = []
-    session.config.stash[STARTED] = time.monotonic()
-
-
-STARTED = pytest.StashKey[float]()
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    props = dict(report.user_properties)
-    record = props.get("harness_check")
-    if record is None or report.when != "call":
-        return
-    record = dict(record)
-    record["evidence"] = props.get("harness_evidence")
-    if report.failed and record["ok"]:  # the check passed, something after it failed
-        record["ok"] = False
-        record["observed"] = f"test failed after the check: {report.longreprtext.splitlines()[-1][:200]}"
-    config = _config_of(report)
-    if config is not None:
-        config.stash[RECORDS].append(record)
-
-
-_CONFIG: list[pytest.Config] = []
-
-
-def _config_of(report: pytest.TestReport) -> pytest.Config | None:
-    return _CONFIG[0] if _CONFIG else None
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    if hasattr(config, "workerinput") or not config.stash.get(RECORDS, None):
-        return
-    files = report_writer.write(config.stash[RECORDS], config.getoption("--results-dir"),
-                                topology_registry.load_all(), time.monotonic() - config.stash[STARTED])
-    config.stash[REPORT_FILES] = files
-
-
-REPORT_FILES = pytest.StashKey[list[Path]]()
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    records = config.stash.get(RECORDS, None)
-    if not records:
-        return
-    terminalreporter.section("CF WebSocket LB matrix")
-    terminalreporter.write_line(report_writer.to_terminal(report_writer.group(records)))
-    for path in config.stash.get(REPORT_FILES, []):
-        terminalreporter.write_line(f"report: {path}")
+def _why_no_checks(session: pytest.Session) -> str:
+    if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        return "the run was interrupted before any check reported"
+    if not session.testscollected:
+        return "nothing was collected: check the test paths, -k/-m, --topology and --lb"
+    return (f"none of the {session.testscollected} tests collected is a check in a matrix cell (only scenario "
+            "tests with a deployment record checks)")

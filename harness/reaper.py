@@ -1,18 +1,31 @@
-"""Removes labelled containers and networks left by dead runs (Ctrl-C, a killed xdist worker).
+"""Nothing a run creates outlives it: testcontainers' reaper (Ryuk) for runs that die, plus a sweep
+of dead owners' leftovers at the start of every session as a second line of defence.
 
-Ryuk cannot be pulled here, so testcontainers runs with ``TESTCONTAINERS_RYUK_DISABLED=true`` and
-this reaper runs at the start of every session instead. Every resource the harness creates carries
-``harness.owner=<host>:<pid>:<process start time>``; a resource whose owner process is gone (or is
-a different process that reused the pid) is removed. Owners on other hosts are left alone.
+Ryuk's image cannot be pulled here, so the harness builds its own (``images/ryuk``,
+``harness/cf/ryuk.py``) and ``ensure_reaper()`` hands it to testcontainers (``RYUK_CONTAINER_IMAGE``)
+and starts it. Each process that brings up containers (each xdist worker) then holds one TCP
+connection to its own reaper container, which removes every container and network carrying that
+process's ``org.testcontainers.session-id`` label once the process has been gone for
+``RYUK_RECONNECTION_TIMEOUT`` (10 s): Ctrl-C, SIGTERM and ``kill -9`` alike.
+
+Every resource also carries ``harness.owner=<host>:<pid>:<process start time>``; ``reap()`` removes
+those whose owner process is gone (or is a different process that reused the pid), for runs that
+died before their reaper was connected or with Ryuk turned off. Owners on other hosts are left alone.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 from dataclasses import dataclass
 
 import docker
+from testcontainers.core.config import ENABLE_FLAGS
+from testcontainers.core.config import testcontainers_config as tc_config
+from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
+
+from harness.errors import HarnessError
 
 LABEL = "harness"
 OWNER_LABEL = "harness.owner"
@@ -42,7 +55,76 @@ def owner_alive(token: str) -> bool:
 
 
 def labels(**extra: str) -> dict[str, str]:
+    """Labels of everything the harness creates *through testcontainers*, which adds the session
+    label itself (and refuses ``org.testcontainers.*`` keys from callers)."""
     return {LABEL: "1", OWNER_LABEL: owner_token(), **extra}
+
+
+def session_label() -> dict[str, str]:
+    """testcontainers' session label, the one this process's Ryuk removes by. Resources made with
+    the raw Docker SDK must add it to ``labels()``; testcontainers adds it on its own."""
+    return {LABEL_SESSION_ID: SESSION_ID}
+
+
+def sdk_labels(**extra: str) -> dict[str, str]:
+    """``labels()`` plus the session label: for containers and networks made without testcontainers."""
+    return {**labels(**extra), **session_label()}
+
+
+# ---- testcontainers' reaper: the harness's Ryuk image ---------------------------------------------
+
+
+def _opted_out() -> bool:
+    return os.environ.get("TESTCONTAINERS_RYUK_DISABLED", "").lower() in ENABLE_FLAGS
+
+
+def configure_testcontainers() -> None:
+    """Set testcontainers' reaper up without touching Docker (the plugin calls this on import).
+
+    ``RYUK_CONTAINER_IMAGE`` set (a real ``testcontainers/ryuk`` where a registry answers, or the
+    harness's image handed down by a parent process): testcontainers starts that reaper with its
+    first container. Otherwise the reaper stays off until ``ensure_reaper()`` has built the
+    harness's image, so nothing tries to pull ``testcontainers/ryuk``.
+    ``TESTCONTAINERS_RYUK_DISABLED=true`` turns every reaper off; ``reap()`` is then all there is.
+    """
+    if _opted_out():
+        tc_config.ryuk_disabled = True
+    elif image := os.environ.get("RYUK_CONTAINER_IMAGE"):
+        tc_config.ryuk_image = image  # testcontainers read the variable at import, maybe before it was set
+        tc_config.ryuk_disabled = False
+    else:
+        tc_config.ryuk_disabled = True
+
+
+def ensure_reaper() -> str | None:
+    """Build the reaper image if needed and start this process's reaper now; returns the image
+    (None when turned off). Idempotent; Deployment.start calls it before creating anything.
+
+    Started here rather than lazily by testcontainers because networks are created before the
+    first container and testcontainers starts its reaper only with a container. testcontainers
+    also registers an ``atexit`` hook that removes the reaper container at a normal exit; that is
+    undone, so the reaper also sweeps whatever an interrupted teardown (a second Ctrl-C) left.
+    """
+    if _opted_out():
+        return None
+    from testcontainers.core.container import Reaper
+
+    image = os.environ.get("RYUK_CONTAINER_IMAGE")
+    if not image:
+        from harness import images
+
+        image = images.ensure_images(["ryuk"])["ryuk"]
+        os.environ["RYUK_CONTAINER_IMAGE"] = image  # child processes start the same reaper image
+    tc_config.ryuk_image = image
+    tc_config.ryuk_disabled = False
+    try:
+        Reaper.get_instance()
+    except Exception as exc:
+        raise HarnessError(f"the reaper container ({image}) did not start or answer: {exc}; set "
+                           "TESTCONTAINERS_RYUK_DISABLED=true to run without it (leftovers are then "
+                           "removed at the next run's start)") from exc
+    atexit.unregister(Reaper.delete_instance)
+    return image
 
 
 @dataclass

@@ -7,13 +7,14 @@ engineer editing a customer's topology sees the fix, not a stack trace from Dock
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.errors import TopologyError
+from harness.errors import TopologyError, did_you_mean
 
 TOPOLOGIES_DIR = Path(__file__).resolve().parent.parent / "topologies"
 HOSTNAMES = ("api", "doppler", "uaa", "login", "echo")  # names clients resolve; echo lives on the apps domain
@@ -25,6 +26,8 @@ TOP_LEVEL = {"name", "strategy", "seed", "system_domain", "apps_domain", "router
 #: Links a fault proxy (Toxiproxy API) can be put on; the option ``faults: [...]`` in a file.
 FAULT_LINKS = ("client-lb", "lb-router", "router-tc", "doppler-tc")
 REQUIREMENTS = ("passes_upgrade",)
+LB_FIELDS = ("name", "driver", "listeners", "proxy_protocol", "idle_timeout")
+LISTENER_FIELDS = ("port", "protocol", "tls", "backend_port")
 
 
 PROXY_VERSIONS = ("none", "v1", "v2")
@@ -92,6 +95,11 @@ class _Reader:
     def fail(self, fld: str, problem: str, fix: str) -> TopologyError:
         return TopologyError(self.file, fld, problem, fix)
 
+    def unknown(self, path: str, key: Any, allowed: Iterable[str]) -> TopologyError:
+        names = list(allowed)
+        return self.fail(f"{path}.{key}" if path else str(key), "unknown field",
+                         f"{did_you_mean(str(key), names)}allowed: {', '.join(names)}")
+
     def get(self, data: dict[str, Any], key: str, path: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         fld = f"{path}.{key}" if path else key
         if key not in data:
@@ -126,9 +134,8 @@ def _listeners(r: _Reader, raw: Any, path: str) -> tuple[Listener, ...]:
         p = f"{path}[{i}]"
         if not isinstance(item, dict):
             raise r.fail(p, f"is {item!r}", "use a mapping like {port: 80, protocol: http}")
-        unknown = set(item) - {"port", "protocol", "tls", "backend_port"}
-        if unknown:
-            raise r.fail(f"{p}.{sorted(unknown)[0]}", "unknown field", "allowed: port, protocol, tls, backend_port")
+        if unknown := set(item) - set(LISTENER_FIELDS):
+            raise r.unknown(p, sorted(unknown, key=str)[0], LISTENER_FIELDS)
         port = r.port(item, "port", p)
         if port in ports:
             raise r.fail(f"{p}.port", f"port {port} is listed twice", "give each listener its own port")
@@ -149,10 +156,8 @@ def _load_balancers(r: _Reader, raw: Any) -> tuple[LoadBalancer, ...]:
         p = f"load_balancers[{i}]"
         if not isinstance(item, dict):
             raise r.fail(p, f"is {item!r}", "use a mapping with name, driver, listeners")
-        unknown = set(item) - {"name", "driver", "listeners", "proxy_protocol", "idle_timeout"}
-        if unknown:
-            raise r.fail(f"{p}.{sorted(unknown)[0]}", "unknown field",
-                         "allowed: name, driver, listeners, proxy_protocol, idle_timeout")
+        if unknown := set(item) - set(LB_FIELDS):
+            raise r.unknown(p, sorted(unknown, key=str)[0], LB_FIELDS)
         name = r.get(item, "name", p, str)
         if not NAME.match(name):
             raise r.fail(f"{p}.name", f"'{name}' is not a valid node name", "use lower-case letters, digits, '-'")
@@ -187,7 +192,7 @@ def parse(data: Any, file: str) -> Topology:
         raise r.fail("(top level)", "is not a mapping", "start the file with 'name: <topology>'")
     unknown = set(data) - TOP_LEVEL
     if unknown:
-        raise r.fail(sorted(unknown)[0], "unknown field", f"allowed: {', '.join(sorted(TOP_LEVEL))}")
+        raise r.unknown("", sorted(unknown, key=str)[0], sorted(TOP_LEVEL))
     name = r.get(data, "name", "", str)
     if not NAME.match(name):
         raise r.fail("name", f"'{name}' is not a valid topology name", "use lower-case letters, digits, '-'")
@@ -237,18 +242,45 @@ def _check_logger_port(r: _Reader, topo: Topology) -> None:
                      "advertise a port the LB listens on, or set expect.logs: fail to reproduce the mismatch")
 
 
+def check_drivers(topo: Topology, known: Iterable[str]) -> None:
+    """Every LB that names a driver (not ``default``) names one that exists: checked once the
+    driver registry (built-in plus ``--driver-dir``) is known, before anything starts."""
+    names = sorted(known)
+    for i, lb in enumerate(topo.load_balancers):
+        if lb.driver != "default" and lb.driver not in names:
+            raise TopologyError(topo.file, f"load_balancers[{i}].driver", f"no LB driver '{lb.driver}'",
+                                f"{did_you_mean(lb.driver, names)}use 'default' (the LB under test) or one of: "
+                                f"{', '.join(names)}")
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line message as one line: what is wrong and where."""
+    def at(mark: Any) -> str:
+        return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+    problem = f"{getattr(exc, 'problem', None) or exc}{at(getattr(exc, 'problem_mark', None))}"
+    if context := getattr(exc, "context", None):
+        problem = f"{context}{at(getattr(exc, 'context_mark', None))}: {problem}"
+    return " ".join(problem.split())
+
+
 def load(path: Path | str) -> Topology:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise TopologyError(str(path), "(syntax)", f"invalid YAML: {exc}", "fix the YAML syntax") from None
-    except OSError as exc:
+        raise TopologyError(str(path), "(syntax)", f"invalid YAML: {yaml_problem(exc)}",
+                            "fix the YAML syntax") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise TopologyError(str(path), "(file)", str(exc), "check the path") from None
     return parse(data, str(path))
 
 
-def load_all(directory: Path = TOPOLOGIES_DIR) -> dict[str, Topology]:
+def load_all(directory: Path | None = None) -> dict[str, Topology]:
+    """Every ``*.yaml`` in ``directory`` (default: the repository's ``topologies/``), by name."""
+    directory = TOPOLOGIES_DIR if directory is None else Path(directory)
+    if not directory.is_dir():
+        raise TopologyError(str(directory), "(folder)", "no such folder", "point at a folder of topology files")
     topologies: dict[str, Topology] = {}
     for path in sorted(directory.glob("*.yaml")):
         topo = load(path)

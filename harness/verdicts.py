@@ -8,42 +8,28 @@ Pure functions: unit-tested without Docker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from harness.drivers import Driver
+from harness.outcomes import Observation, Outcome
+from harness.protocol import wire
+from harness.protocol.headers import get, has_token
 from harness.topology import Listener, LoadBalancer, Topology
+from harness.witness import Evidence
 
-# Outcomes and the one-line diagnosis the report prints for each.
-PASS = "pass"
-DIAGNOSES = {
-    PASS: "works",
-    "upgrade_stripped": "LB dropped the Upgrade header: the router received a plain GET and the Traffic "
-                        "Controller answered 400 (websocket: bad handshake)",
-    "dial_refused": "client dialled the advertised logger port, where the LB does not listen (connection refused)",
-    "proxy_header_rejected": "LB sent a PROXY header the routers cannot read (gorouter reads only v1, and only "
-                             "with enable_proxy): it reached the HTTP parser and the router answered 400 Bad Request",
-    "proxy_ip_as_client": "a fault proxy (a TCP hop) sits between client and LB: the LB sees the proxy's "
-                          "address, so X-Forwarded-For starts with it",
-    "lb_ip_as_client": "TCP mode without PROXY protocol: the router saw the LB's address, so the app's "
-                       "X-Forwarded-For names the LB, not the client",
-    "idle_cut": "LB closed the stream after its idle timeout: keepalive pings were further apart than it",
-    "stream_cut": "the stream was cut mid-way (peer closed without a close frame) and the client saw it within "
-                  "its bound",
-    "handshake_timeout": "the handshake got no answer; the client gave up at its open timeout instead of hanging",
-    "half_open": "the LB accepted the injected RST and the Traffic Controller closed the stream, but nothing "
-                 "reached the client: it sits on a dead stream until it next writes (noaa sets no read deadline)",
-    "keepalive_1008": "packets silently dropped: the client saw nothing, and only the Traffic Controller's "
-                      "keepalive noticed (no pong, close 1008)",
-}
+PASS = Outcome.PASS
 
 
 def diagnosis(outcome: str) -> str:
-    return DIAGNOSES.get(outcome, outcome)
+    try:
+        return Outcome(outcome).diagnosis
+    except ValueError:
+        return outcome
 
 
 @dataclass(frozen=True)
 class Expectation:
-    outcome: str
+    outcome: Outcome
     because: str  # the seed rule or fact that predicts it
 
 
@@ -56,14 +42,14 @@ def _through(topo: Topology, driver_of: dict[str, Driver], label: str, port: int
     lb = topo.lb(topo.dns[label])
     listener = _listener(lb, port)
     if listener is None:
-        return Expectation("dial_refused", f"LB '{lb.name}' has no listener on {port}")
+        return Expectation(Outcome.DIAL_REFUSED, f"LB '{lb.name}' has no listener on {port}")
     if listener.protocol == "http":
         driver = driver_of[lb.name]
         if websocket and not driver.passes_upgrade:
-            return Expectation("upgrade_stripped", f"driver '{driver.name}' cannot pass Upgrade in HTTP mode")
+            return Expectation(Outcome.UPGRADE_STRIPPED, f"driver '{driver.name}' cannot pass Upgrade in HTTP mode")
         return Expectation(PASS, "HTTP mode" + (" with Upgrade passed" if websocket else ""))
     if lb.proxy_protocol == "v2" or (lb.proxy_protocol == "v1" and not topo.router_proxy_protocol):
-        return Expectation("proxy_header_rejected", f"gorouter cannot read this PROXY {lb.proxy_protocol} header")
+        return Expectation(Outcome.PROXY_HEADER_REJECTED, f"gorouter cannot read this PROXY {lb.proxy_protocol} header")
     return Expectation(PASS, "TCP mode passes the client's bytes")
 
 
@@ -89,89 +75,329 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     for check in ("fault_latency", "fault_slicer", "fault_reset_gap", "router_death", "kernel_loss",
                   "kernel_bandwidth", "kernel_pause", "kernel_delay"):
         out[check] = ws
-    out["on_wire"] = Expectation(PASS, "what the routers receive matches the LB mode")
+    on_80 = _through(topo, driver_of, "doppler", 80, websocket=True)
+    out["on_wire"] = Expectation(on_80.outcome, "on the wire: " + on_80.because)
     out["crafted_split_handshake"] = ws
     out["crafted_header_casing"] = ws
     out["crafted_rst"] = ws if ws.outcome != PASS else Expectation(
-        "half_open", "a RST to the LB ends the LB's and TC's side; nothing tells the client")
-    out["kernel_reset"] = ws if ws.outcome != PASS else Expectation("stream_cut", "the LB's kernel answers with RST")
-    out["fault_limit_data"] = ws if ws.outcome != PASS else Expectation("stream_cut", "limit_data closes the link")
-    out["fault_timeout"] = ws if ws.outcome != PASS else Expectation("handshake_timeout", "timeout toxic holds data")
+        Outcome.HALF_OPEN, "a RST to the LB ends the LB's and TC's side; nothing tells the client")
+    out["kernel_reset"] = ws if ws.outcome != PASS else Expectation(Outcome.STREAM_CUT, "the LB's kernel answers with RST")
+    out["fault_limit_data"] = ws if ws.outcome != PASS else Expectation(Outcome.STREAM_CUT, "limit_data closes the link")
+    out["fault_timeout"] = ws if ws.outcome != PASS else Expectation(Outcome.HANDSHAKE_TIMEOUT, "timeout toxic holds data")
     out["kernel_blackhole"] = out["kernel_partition"] = ws if ws.outcome != PASS else Expectation(
-        "keepalive_1008", "silent drop: only the Traffic Controller's keepalive notices")
+        Outcome.KEEPALIVE_1008, "silent drop: only the Traffic Controller's keepalive notices")
     ws_lb = topo.lb(topo.dns["doppler"])
     if ws.outcome != PASS:
         out["idle"] = ws
     elif keepalive_interval < ws_lb.idle_timeout:
         out["idle"] = Expectation(PASS, f"pings every {keepalive_interval:g} s < LB idle timeout {ws_lb.idle_timeout:g} s")
     else:
-        out["idle"] = Expectation("idle_cut", f"pings every {keepalive_interval:g} s >= LB idle timeout "
+        out["idle"] = Expectation(Outcome.IDLE_CUT, f"pings every {keepalive_interval:g} s >= LB idle timeout "
                                               f"{ws_lb.idle_timeout:g} s")
     lb = topo.lb(topo.dns["echo"])
     listener = _listener(lb, 80)
     if app.outcome == PASS and listener and listener.protocol == "tcp" and lb.proxy_protocol == "none":
-        out["xff"] = Expectation("lb_ip_as_client", "TCP mode without PROXY protocol hides the client address")
+        out["xff"] = Expectation(Outcome.LB_IP_AS_CLIENT, "TCP mode without PROXY protocol hides the client address")
     if app.outcome == PASS and "client-lb" in topo.faults:
-        out["xff"] = Expectation("proxy_ip_as_client", "the client<->LB fault proxy is a TCP hop")
+        out["xff"] = Expectation(Outcome.PROXY_IP_AS_CLIENT, "the client<->LB fault proxy is a TCP hop")
     return out
 
 
-# ---- observed outcomes, classified from the client's result and the routers' witness ---------------
+# ---- observed outcomes: classification tables over one attempt's evidence ---------------------------
+#
+# Each table is an ordered list of (outcome, test) rows; the first row whose test holds wins. The
+# rows match the specific evidence of each failure (the PROXY signature in the bytes a router got, a
+# connect timeout apart from a handshake timeout, a discovery failure apart from a handshake status),
+# so a check reports the failure it saw, never a neighbour's.
+
+Rule = tuple[Outcome, Callable[[Evidence], bool]]
 
 
-def classify_stream(outcome: dict[str, Any], delivery: dict[str, Any] | None, expect: int,
-                    router_saw_upgrade: bool | None) -> str:
-    """Outcome of a stream attempt; ``router_saw_upgrade`` is None when no router saw the request."""
-    error = outcome.get("error") or ""
-    if error.startswith("dial:") and "ConnectionRefused" in error:
-        return "dial_refused"
-    if "TimeoutError" in error or "timed out during opening handshake" in error:
-        return "handshake_timeout"
-    status = outcome.get("handshake_status")
-    if status is not None:
-        if status == 400 and router_saw_upgrade is False:
-            return "upgrade_stripped"
-        if status == 400 and outcome.get("handshake_body", "").startswith("400 Bad Request"):
-            return "proxy_header_rejected"
-        return f"handshake_{status}"
-    if error:
-        return f"error: {error}"
-    if delivery is None or expect == 0:
-        return PASS if outcome.get("connected") else "not_connected"
-    if delivery["unique"] == expect and delivery["lost"] == 0:
-        return PASS
-    if outcome.get("closed_by") == "server" and outcome.get("close_code") == 1006:
-        return "stream_cut"
-    return f"incomplete: {delivery['unique']}/{expect}"
+def _kind(ev: Evidence) -> str | None:
+    return ev.outcome.get("error_kind") or ev.client.get("error_kind")
 
 
-def classify_idle(outcome: dict[str, Any]) -> str:
-    """An idle stream held open by the client: still open at the end, or cut by someone."""
-    if outcome.get("closed_by") == "client":
-        return PASS
-    if outcome.get("closed_by") == "server" and outcome.get("close_code") == 1006:
-        return "idle_cut"
-    return classify_stream(outcome, None, 0, None) if not outcome.get("connected") else \
-        f"closed {outcome.get('close_code')} {outcome.get('close_reason')!r}"
+def _status(ev: Evidence) -> int | None:
+    status = ev.outcome.get("handshake_status", ev.client.get("status"))
+    return int(status) if status is not None else None
 
 
-def classify_status(status: int | None, expected_status: int, body: str = "", error: str | None = None) -> str:
-    """Outcome of a plain request that should answer ``expected_status``."""
-    if error and "ConnectionRefused" in error:
-        return "dial_refused"
+HANDSHAKE_RULES: tuple[Rule, ...] = (
+    # The router's own record of this attempt: a 400 to bytes that began with a PROXY header (the
+    # discovery request meets it first when /v2/info goes through the same listener).
+    (Outcome.PROXY_HEADER_REJECTED, lambda ev: _status(ev) == 400 and ev.proxy_header_rejected()),
+    (Outcome.DISCOVERY_FAILED, lambda ev: _kind(ev) == "discovery"),
+    (Outcome.DNS_FAILED, lambda ev: _kind(ev) == "dns"),
+    (Outcome.DIAL_REFUSED, lambda ev: _kind(ev) == "connect_refused"),
+    (Outcome.CONNECT_TIMEOUT, lambda ev: _kind(ev) in ("connect_timeout", "connect_error")),
+    (Outcome.HANDSHAKE_TIMEOUT, lambda ev: _kind(ev) == "handshake_timeout"),
+    # A router got this attempt's handshake without Upgrade and TC rejected it with 400.
+    (Outcome.UPGRADE_STRIPPED, lambda ev: _status(ev) == 400 and ev.router_saw_upgrade() is False
+     and bool(ev.tc_events("handshake_rejected"))),
+    (Outcome.HANDSHAKE_REJECTED, lambda ev: _kind(ev) == "handshake_status"),
+    (Outcome.HANDSHAKE_FAILED, lambda ev: _kind(ev) is not None or not ev.outcome.get("connected")),
+)
+
+
+def first_match(rules: tuple[Rule, ...], ev: Evidence) -> Outcome | None:
+    return next((outcome for outcome, test in rules if test(ev)), None)
+
+
+def _handshake_detail(ev: Evidence) -> str:
+    out = ev.outcome
+    status = _status(ev)
+    return f"status {status}" if status is not None else str(out.get("error") or ev.client.get("error") or "")
+
+
+def classify_handshake(ev: Evidence) -> Observation | None:
+    """Why the attempt never got a stream, or None when it connected."""
+    outcome = first_match(HANDSHAKE_RULES, ev)
+    return Observation(outcome, _handshake_detail(ev)) if outcome else None
+
+
+def classify_stream(ev: Evidence, expect: int) -> Observation:
+    """A stream that should carry ``expect`` envelopes (0: only connect and hold)."""
+    if failed := classify_handshake(ev):
+        return failed
+    out, delivery = ev.outcome, ev.client.get("delivery") or {}
+    if expect == 0 or (delivery.get("unique") == expect and delivery.get("lost") == 0):
+        if delivery.get("out_of_order"):
+            return Observation(Outcome.OUT_OF_ORDER, f"{delivery['out_of_order']} out of order")
+        return Observation(Outcome.PASS, f"{delivery.get('unique', 0)}/{expect}" if expect else "connected")
+    if out.get("closed_by") == "server" and out.get("close_code") == 1006:
+        return Observation(Outcome.STREAM_CUT, f"{delivery.get('unique')}/{expect} before the cut")
+    if out.get("closed_by") == "server":
+        return Observation(Outcome.CLOSED_UNEXPECTEDLY, f"close {out.get('close_code')} {out.get('close_reason')!r}")
+    return Observation(Outcome.INCOMPLETE, f"{delivery.get('unique')}/{expect}, lost {delivery.get('lost_ranges')}")
+
+
+def classify_handshake_status(ev: Evidence, status: int) -> Observation:
+    """A handshake that must be answered ``status`` (TC's auth: 401/404 before any upgrade check)."""
+    if _status(ev) == status:
+        challenge = [v for k, v in ev.outcome.get("handshake_headers") or [] if k.lower() == "www-authenticate"]
+        if status == 401 and challenge != ["Basic"]:
+            return Observation(Outcome.AUTH_CHALLENGE_WRONG, f"WWW-Authenticate {challenge}")
+        return Observation(Outcome.PASS, f"status {status}")
+    failed = classify_handshake(ev)
+    return failed or Observation(Outcome.UNEXPECTED_STATUS, f"connected instead of {status}")
+
+
+def classify_status(ev: Evidence, expected_status: int) -> Observation:
+    """A plain HTTP request (recent logs, the echo app) that should answer ``expected_status``."""
+    if _kind(ev) is not None and _kind(ev) != "handshake_status":
+        failed = first_match(HANDSHAKE_RULES, ev)
+        return Observation(failed or Outcome.HANDSHAKE_FAILED, str(ev.client.get("error")))
+    status = ev.client.get("status")
     if status == expected_status:
-        return PASS
-    if status == 400 and body.startswith("400 Bad Request"):
-        return "proxy_header_rejected"
-    return f"status_{status}"
+        return Observation(Outcome.PASS, f"status {status}")
+    if status == 400 and ev.proxy_header_rejected():
+        return Observation(Outcome.PROXY_HEADER_REJECTED, "status 400")
+    return Observation(Outcome.UNEXPECTED_STATUS, f"status {status}")
 
 
-def classify_xff(xff: str | None, client_ip: str, lb_ips: set[str], proxy_ips: frozenset[str] = frozenset()) -> str:
+def classify_idle(ev: Evidence) -> Observation:
+    """An idle stream the client holds open: still open at the end (it closed it), or cut by the LB,
+    which the TC must have seen as a lost connection (no close frame) for this same attempt."""
+    if failed := classify_handshake(ev):
+        return failed
+    out, tc = ev.outcome, ev.tc_closed_by()
+    if out.get("closed_by") == "client":
+        return Observation(Outcome.PASS, f"held open; TC saw close by {tc}")
+    if out.get("closed_by") == "server" and out.get("close_code") == 1006 and tc == "lost":
+        return Observation(Outcome.IDLE_CUT, "client 1006, TC lost the connection")
+    return Observation(Outcome.CLOSED_UNEXPECTEDLY, f"client {out.get('closed_by')} {out.get('close_code')}, "
+                                                    f"TC saw close by {tc}")
+
+
+def classify_rst(ev: Evidence) -> Observation:
+    """A RST injected towards the LB mid-stream (``ev.extra['injected']``: what the injector sent)."""
+    if failed := classify_handshake(ev):
+        return failed
+    if not ev.extra.get("injected"):
+        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the injector sent no RST")
+    out, tc = ev.outcome, ev.tc_closed_by()
+    if out.get("closed_by") == "server":
+        return Observation(Outcome.STREAM_CUT, f"client saw close {out.get('close_code')}")
+    if tc in ("lost", "tc"):
+        return Observation(Outcome.HALF_OPEN, f"TC's end closed ({tc}) while the client stayed open")
+    return Observation(Outcome.RST_IGNORED, f"TC's stream ended by the client's own close ({tc})")
+
+
+def classify_redial(ev: Evidence, n: int) -> Observation:
+    """A stream broken once on purpose that must come back: a break seen, the last envelope
+    received after it, and the loss one contiguous gap with no duplicates."""
+    if failed := classify_handshake(ev):
+        return failed
+    breaks, delivery = ev.outcome.get("breaks") or [], ev.client.get("delivery") or {}
+    if not breaks:
+        return Observation(Outcome.FAULT_NOT_SEEN, "no break recorded")
+    before = int(breaks[0].get("received_so_far") or 0)
+    if delivery.get("max_seq") != n - 1 or int(delivery.get("unique") or 0) <= before:
+        return Observation(Outcome.NOT_RECOVERED, f"last seq {delivery.get('max_seq')} of {n - 1}; "
+                                                  f"{delivery.get('unique')} unique, {before} before the break")
+    if len(delivery.get("lost_ranges") or []) > 1 or delivery.get("duplicates"):
+        return Observation(Outcome.LOSS_PATTERN, f"gaps {delivery.get('lost_ranges')}, "
+                                                 f"duplicates {delivery.get('duplicates')}")
+    return Observation(Outcome.PASS, f"gap {delivery.get('lost_ranges')}, {len(breaks)} re-dial(s)")
+
+
+def classify_router_death(ev: Evidence, n: int, victim: str, killed_at: float) -> Observation:
+    """Like ``classify_redial``, and the re-dialled stream is carried by another router (its 101 for
+    this attempt came after the kill)."""
+    seen = classify_redial(ev, n)
+    if seen.outcome is not Outcome.PASS:
+        return seen
+    after = [r["router"] for r in ev.upgrades() if float(r["ts"]) > killed_at]
+    if not after or victim in after:
+        return Observation(Outcome.SAME_ROUTER, f"101s after the kill: {after}")
+    return Observation(Outcome.PASS, f"{victim} -> {after[0]}; {seen.detail}")
+
+
+def classify_firehose(evs: list[Evidence], n: int) -> Observation:
+    """Two nozzles on one subscription split the firehose; a third on its own gets all of it."""
+    for ev in evs:
+        if failed := classify_handshake(ev):
+            return failed
+    a, b, c = (set(ev.client.get("seqs") or []) for ev in evs)
+    everything = set(range(n))
+    if a.isdisjoint(b) and a | b == everything and c == everything:
+        return Observation(Outcome.PASS, f"shared {len(a)}+{len(b)}, solo {len(c)}")
+    return Observation(Outcome.FIREHOSE_SPLIT_WRONG, f"|a|={len(a)} |b|={len(b)} |a&b|={len(a & b)} |c|={len(c)}")
+
+
+def classify_xff(xff: str | None, client_ip: str, lb_ips: set[str],
+                 proxy_ips: frozenset[str] = frozenset()) -> Observation:
     first = (xff or "").split(",")[0].strip()
     if first == client_ip:
-        return PASS
+        return Observation(Outcome.PASS, f"X-Forwarded-For {xff}")
     if first in lb_ips:
-        return "lb_ip_as_client"
+        return Observation(Outcome.LB_IP_AS_CLIENT, f"X-Forwarded-For {xff}")
     if first in proxy_ips:
-        return "proxy_ip_as_client"
-    return f"xff={xff!r}"
+        return Observation(Outcome.PROXY_IP_AS_CLIENT, f"X-Forwarded-For {xff}")
+    return Observation(Outcome.XFF_WRONG, f"X-Forwarded-For {xff!r}, client {client_ip}")
+
+
+def classify_xfp(seen: dict[str, str | None]) -> Observation:
+    """``seen``: scheme the client used -> X-Forwarded-Proto the app got."""
+    wrong = {scheme: value for scheme, value in seen.items() if value != scheme}
+    if wrong:
+        return Observation(Outcome.XFP_WRONG, ", ".join(f"{v!r} on {s}" for s, v in wrong.items()))
+    return Observation(Outcome.PASS, ", ".join(seen))
+
+
+def classify_silent_cut(ev: Evidence) -> Observation:
+    """Packets silently dropped under an idle stream (``ev.extra['matched']``: packets the rule hit)."""
+    if failed := classify_handshake(ev):
+        return failed
+    if not ev.extra.get("matched"):
+        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, f"the drop rules matched {ev.extra.get('matched')} packets")
+    if ev.outcome.get("closed_by") == "server":
+        return Observation(Outcome.STREAM_CUT, f"client saw close {ev.outcome.get('close_code')}")
+    if ev.tc_events("keepalive_timeout"):
+        return Observation(Outcome.KEEPALIVE_1008, f"{ev.extra['matched']} packets dropped; TC closed 1008")
+    return Observation(Outcome.STILL_OPEN, "nobody noticed the cut")
+
+
+def classify_kernel_reset(ev: Evidence) -> Observation:
+    """Every packet to the LB's port answered with a RST (``ev.extra['matched']``)."""
+    if failed := classify_handshake(ev):
+        return failed
+    if not ev.extra.get("matched"):
+        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the REJECT rule matched no packet")
+    out = ev.outcome
+    if out.get("closed_by") == "server" and out.get("close_code") == 1006:
+        return Observation(Outcome.STREAM_CUT, f"{ev.extra['matched']} packets rejected")
+    return Observation(Outcome.STILL_OPEN, f"client {out.get('closed_by')} {out.get('close_code')}")
+
+
+def classify_impaired_stream(ev: Evidence, expect: int, applied: str | None) -> Observation:
+    """A stream under an impairment that must not break it; ``applied`` is None when the impairment
+    was shown to take effect, else why not (the check then judges nothing)."""
+    if applied is not None:
+        failed = classify_handshake(ev)
+        return failed or Observation(Outcome.IMPAIRMENT_NOT_APPLIED, applied)
+    return classify_stream(ev, expect)
+
+
+# ---- on the wire ---------------------------------------------------------------------------------
+
+OPCODE = {"binary": 2, "close": 8, "ping": 9, "pong": 10}
+
+
+def classify_wire(at_router: wire.TcpStream | None, from_client: wire.TcpStream | None, *, mode: str,
+                  proxy_v1: bool) -> tuple[Observation, dict[str, Any]]:
+    """What the router received on one attempt's TCP stream, judged against what the client sent:
+    TCP mode must pass the client's bytes (after a PROXY v1 line naming the client when on); HTTP
+    mode must pass Upgrade/Connection and get a 101 with RFC 6455 framing on both hops."""
+    if at_router is None or from_client is None:
+        return Observation(Outcome.NOT_CAPTURED, f"router: {at_router is not None}, client: "
+                                                 f"{from_client is not None}"), {}
+    data = at_router.c2s
+    facts: dict[str, Any] = {"first_bytes": data[:60].decode("latin-1")}
+    if mode == "tcp":
+        return _wire_tcp(data, from_client, proxy_v1, facts), facts
+    start, headers, _ = wire.http_head(data)
+    status_line, _, after_101 = wire.http_head(at_router.s2c)
+    facts.update(request_line=start, upgrade=get(headers, "Upgrade"), xff=get(headers, "X-Forwarded-For"),
+                 response=status_line)
+    if not get(headers, "X-Forwarded-For"):
+        return Observation(Outcome.XFF_WRONG, "no X-Forwarded-For from an HTTP-mode LB"), facts
+    if not (has_token(headers, "Connection", "upgrade") and get(headers, "Upgrade")):
+        if status_line.startswith("HTTP/1.1 400"):
+            return Observation(Outcome.UPGRADE_STRIPPED, f"router got {start!r} without Upgrade, answered 400"), facts
+        return Observation(Outcome.WIRE_UPGRADE_DROPPED, f"router answered {status_line!r}"), facts
+    if not status_line.startswith("HTTP/1.1 101"):
+        return Observation(Outcome.HANDSHAKE_REJECTED, status_line), facts
+    return _wire_frames(wire.http_head(data)[2], after_101, from_client, facts), facts
+
+
+def _wire_tcp(data: bytes, from_client: wire.TcpStream, proxy_v1: bool, facts: dict[str, Any]) -> Observation:
+    expected = from_client.c2s
+    if proxy_v1:
+        header, _, data = data.partition(b"\r\n")
+        facts["proxy_header"] = header.decode("latin-1")
+        if not header.startswith(f"PROXY TCP4 {from_client.client[0]} ".encode()):
+            return Observation(Outcome.WIRE_PROXY_HEADER_WRONG, repr(header[:80]))
+    n = min(len(data), len(expected))
+    facts["bytes_compared"] = n
+    if n < 100 or data[:n] != expected[:n]:
+        return Observation(Outcome.WIRE_BYTES_CHANGED, f"{n} bytes compared")
+    return Observation(Outcome.PASS, f"{n} bytes identical")
+
+
+def _wire_frames(up_bytes: bytes, down_bytes: bytes, from_client: wire.TcpStream, facts: dict[str, Any]) -> Observation:
+    down, up = wire.ws_frames(down_bytes), wire.ws_frames(up_bytes)
+    facts.update(down=sorted({f.opcode for f in down}), up=sorted({f.opcode for f in up}))
+    if OPCODE["binary"] not in facts["down"] or any(f.masked for f in down):
+        return Observation(Outcome.WIRE_FRAMING_WRONG, "router->LB: server frames must be unmasked binary")
+    if up and not all(f.masked for f in up):
+        return Observation(Outcome.WIRE_FRAMING_WRONG, "LB->router: client frames must be masked")
+    client_down = wire.ws_frames(wire.http_head(from_client.s2c)[2])
+    client_up = wire.ws_frames(wire.http_head(from_client.c2s)[2])
+    facts.update(client_hop_down=sorted({f.opcode for f in client_down}),
+                 client_hop_up_masked=all(f.masked for f in client_up))
+    if OPCODE["binary"] not in facts["client_hop_down"] or any(f.masked for f in client_down) or \
+            not facts["client_hop_up_masked"]:
+        return Observation(Outcome.WIRE_FRAMING_WRONG, "client<->LB hop: server frames must be unmasked, "
+                                                       "client frames masked")
+    return Observation(Outcome.PASS, f"{len(down)} frames down, {len(up)} up")
+
+
+# ---- kernel impairments (appended by the kernel-faults work) --------------------------------------
+
+
+def classify_shaped_stream(ev: Evidence, applied: str | None) -> Observation:
+    """A stream fed faster than a bandwidth cap lets through: it must stay up until the client ends
+    it. Envelopes Loggregator's drop-oldest buffers shed are counted in the detail, not failed (the
+    platform's designed behaviour). ``applied`` as in ``classify_impaired_stream``."""
+    if failed := classify_handshake(ev):
+        return failed
+    if applied is not None:
+        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, applied)
+    out, delivery = ev.outcome, ev.client.get("delivery") or {}
+    if out.get("closed_by") == "server":
+        cut = Outcome.STREAM_CUT if out.get("close_code") == 1006 else Outcome.CLOSED_UNEXPECTEDLY
+        return Observation(cut, f"close {out.get('close_code')} after {delivery.get('unique')} envelopes")
+    if not delivery.get("unique"):
+        return Observation(Outcome.INCOMPLETE, "no envelope arrived")
+    return Observation(Outcome.PASS, f"{delivery.get('unique')} delivered, {delivery.get('lost')} shed")

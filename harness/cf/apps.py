@@ -35,7 +35,7 @@ class EchoApp(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = _echo  # noqa: N815
 
     def log_message(self, fmt: str, *args: object) -> None:
-        log_event("app", "request", line=fmt % args)
+        log_event("app", "request", line=fmt % args, attempt=self.headers.get("X-Harness-Attempt"))
 
 
 def serve_echo() -> None:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -26,8 +27,23 @@ from harness.protocol import envelope, multipart
 from harness.protocol.delivery import DeliveryLedger
 
 
+#: Every request of one attempt carries this header; routers, the Traffic Controller and the apps record
+#: it, so the harness's witness reads the evidence of this attempt and of nothing else.
+ATTEMPT_HEADER = "X-Harness-Attempt"
+ATTEMPT = os.environ.get("HARNESS_ATTEMPT", "")
+
+
 def emit(event: str, **fields: object) -> None:
-    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+    print(json.dumps({"event": event, "attempt": ATTEMPT, **fields}, default=str), flush=True)
+
+
+def tagged(headers: dict[str, str] | None = None) -> dict[str, str]:
+    """``headers`` plus the attempt header (when this run has an attempt id)."""
+    return {**(headers or {}), **({ATTEMPT_HEADER: ATTEMPT} if ATTEMPT else {})}
+
+
+DIAL_TIMEOUT = 5.0  # TCP connect (Go's dialer in noaa has no shorter bound; the CLI's is 30 s)
+OPEN_TIMEOUT = 10.0  # WebSocket handshake after TCP connected
 
 
 def ssl_context() -> ssl.SSLContext:
@@ -39,17 +55,32 @@ def ssl_context() -> ssl.SSLContext:
 class DiscoveryError(Exception):
     """``/v2/info`` did not answer 200: the client never learns where to dial."""
 
-    def __init__(self, url: str, status: int, body: bytes) -> None:
+    def __init__(self, url: str, status: int | None, body: bytes) -> None:
         super().__init__(f"GET {url} answered {status}")
         self.url, self.status, self.body = url, status, body.decode(errors="replace")[:300]
 
 
 def discover(api: str) -> str:
     """The ``doppler_logging_endpoint`` Cloud Controller advertises (what the CLI dials)."""
-    status, _, body = call(f"{api}/v2/info", timeout=10)
+    try:
+        status, _, body = call(f"{api}/v2/info", headers=tagged(), timeout=10)
+    except OSError as exc:
+        raise DiscoveryError(f"{api}/v2/info", None, repr(exc).encode()) from exc
     if status != 200:
         raise DiscoveryError(f"{api}/v2/info", status, body)
     return str(json.loads(body)["doppler_logging_endpoint"])
+
+
+def error_kind(exc: BaseException) -> str:
+    """The dial failure of a plain HTTP call, named like ``DialError.kind``."""
+    reason = getattr(exc, "reason", exc)  # urllib wraps the socket error in URLError.reason
+    if isinstance(reason, ConnectionRefusedError):
+        return "connect_refused"
+    if isinstance(reason, socket.gaierror):
+        return "dns"
+    if isinstance(reason, TimeoutError):
+        return "connect_timeout"
+    return "connect_error"
 
 
 def header(headers: dict[str, str], name: str) -> str:
@@ -57,10 +88,46 @@ def header(headers: dict[str, str], name: str) -> str:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), "")
 
 
+class DialError(Exception):
+    """The TCP connection was not established; ``kind`` is dns, connect_refused, connect_timeout or
+    connect_error, so a check tells a refused port from a silent one from a handshake that hangs."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+
+
+async def dial(host: str, port: int, timeout: float) -> socket.socket:
+    """Resolve and connect, each failure named; the handshake then runs on this socket."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+    except (socket.gaierror, TimeoutError) as exc:
+        raise DialError("dns", repr(exc)) from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
+    except ConnectionRefusedError as exc:
+        sock.close()
+        raise DialError("connect_refused", repr(exc)) from exc
+    except TimeoutError as exc:
+        sock.close()
+        raise DialError("connect_timeout", f"no answer to SYN within {timeout:g} s") from exc
+    except OSError as exc:
+        sock.close()
+        raise DialError("connect_error", repr(exc)) from exc
+    return sock
+
+
 @dataclass
 class StreamOutcome:
     url: str
     connected: bool = False
+    #: None, or where it failed: discovery, dns, connect_refused, connect_timeout, connect_error,
+    #: handshake_timeout, handshake_status, handshake_failed.
+    error_kind: str | None = None
     handshake_status: int | None = None
     handshake_headers: list[list[str]] = field(default_factory=list)
     handshake_body: str = ""
@@ -82,19 +149,22 @@ async def consume_retrying(url: str, token: str, ledger: DeliveryLedger, *, dura
     """
     began = time.monotonic()
     breaks: list[dict[str, object]] = []
-    delay = 0.5
+    delay, redials = 0.5, 0
     while True:
         outcome = await consume(url, token, ledger, duration=duration - (time.monotonic() - began), settle=settle,
                                 stop_when_complete=stop_when_complete, seqs=seqs)
-        broken = outcome.closed_by == "server" or (outcome.error or "").startswith("dial:") or \
-            "timed out" in (outcome.error or "")
+        broken = outcome.closed_by == "server" or (outcome.error_kind or "").startswith(("connect_", "handshake_t"))
+        if broken and outcome.connected:  # a stream that was up and broke; recorded even with no retries left
+            breaks.append({"at_s": round(time.monotonic() - began, 3), "close_code": outcome.close_code,
+                           "error": outcome.error, "received_so_far": ledger.received})
+            emit("break", **breaks[-1])
+        elif broken and breaks:  # a re-dial that failed
+            breaks[-1]["failed_redials"] = int(breaks[-1].get("failed_redials", 0)) + 1  # type: ignore[call-overload]
         left = duration - (time.monotonic() - began)
-        if not broken or len(breaks) >= retries or left <= delay or (stop_when_complete and ledger.complete):
+        if not broken or redials >= retries or left <= delay or (stop_when_complete and ledger.complete):
             outcome.breaks = breaks
             return outcome
-        breaks.append({"at_s": round(time.monotonic() - began, 3), "close_code": outcome.close_code,
-                       "error": outcome.error, "received_so_far": ledger.received})
-        emit("break", **breaks[-1])
+        redials += 1
         await asyncio.sleep(delay)
         delay = min(delay * 2, 4.0)
 
@@ -104,24 +174,30 @@ async def consume(url: str, token: str, ledger: DeliveryLedger, *, duration: flo
     """Read one stream until complete, idle for ``settle`` s after data, ``duration`` s, or closed."""
     outcome = StreamOutcome(url)
     origin = url.replace("wss://", "https://").replace("ws://", "http://").split("/", 3)
+    parts = urlsplit(url)
     began = time.monotonic()
     try:
-        async with connect(url, additional_headers={"Authorization": token}, origin="/".join(origin[:3]),  # type: ignore[arg-type]
+        sock = await dial(parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80), DIAL_TIMEOUT)
+        async with connect(url, sock=sock, additional_headers=tagged({"Authorization": token}),
+                           origin="/".join(origin[:3]),  # type: ignore[arg-type]
                            ssl=ssl_context() if url.startswith("wss") else None, max_size=None,
-                           open_timeout=10, ping_interval=None, compression=None) as ws:
+                           open_timeout=OPEN_TIMEOUT, ping_interval=None, compression=None) as ws:
             outcome.connected, outcome.connect_ms = True, round((time.monotonic() - began) * 1000, 1)
             emit("connected", url=url, connect_ms=outcome.connect_ms)
             await _read(ws, ledger, outcome, duration - (time.monotonic() - began), settle, stop_when_complete, seqs)
+    except DialError as exc:
+        outcome.error, outcome.error_kind = f"dial: {exc}", exc.kind
     except InvalidStatus as exc:
         resp = exc.response
         outcome.handshake_status = resp.status_code
         outcome.handshake_headers = [[k, v] for k, v in resp.headers.raw_items()]
         outcome.handshake_body = resp.body.decode(errors="replace") if resp.body else ""
-        outcome.error = "websocket: bad handshake"
-    except InvalidHandshake as exc:
-        outcome.error = f"websocket: bad handshake ({exc})"
-    except (OSError, TimeoutError) as exc:
-        outcome.error = f"dial: {exc!r}"
+        outcome.error, outcome.error_kind = "websocket: bad handshake", "handshake_status"
+    except TimeoutError:
+        outcome.error = f"websocket: no handshake answer within {OPEN_TIMEOUT:g} s"
+        outcome.error_kind = "handshake_timeout"
+    except (InvalidHandshake, OSError) as exc:
+        outcome.error, outcome.error_kind = f"websocket: bad handshake ({exc!r})", "handshake_failed"
     return outcome
 
 
@@ -132,7 +208,8 @@ async def _read(ws, ledger: DeliveryLedger, outcome: StreamOutcome, budget: floa
     while (remaining := deadline - time.monotonic()) > 0:
         wait = min(remaining, settle) if got_data and settle > 0 else remaining
         try:
-            message = await asyncio.wait_for(ws.recv(), wait)
+            async with asyncio.timeout(wait):  # no task per message (wait_for makes one on 3.11)
+                message = await ws.recv()
         except TimeoutError:
             if got_data and settle > 0:
                 break
@@ -167,7 +244,8 @@ def cmd_logs(args: argparse.Namespace) -> None:
     try:
         endpoint = _endpoint(args)
     except DiscoveryError as exc:
-        failed = StreamOutcome(exc.url, handshake_status=exc.status, handshake_body=exc.body, error=f"discovery: {exc}")
+        failed = StreamOutcome(exc.url, handshake_status=exc.status, handshake_body=exc.body, error=f"discovery: {exc}",
+                               error_kind="discovery")
         emit("result", endpoint=None, outcome=failed.__dict__, delivery=DeliveryLedger(args.expect).summary(), seqs=[])
         return
     path = f"/apps/{args.app}/stream" if args.kind == "logs" else f"/firehose/{args.sub}"
@@ -186,18 +264,19 @@ def cmd_recent(args: argparse.Namespace) -> None:
     try:
         endpoint = _endpoint(args)
     except DiscoveryError as exc:
-        emit("result", url=exc.url, status=exc.status, envelopes=0, seqs=[], error=f"discovery: {exc}", body=exc.body)
+        emit("result", url=exc.url, status=exc.status, envelopes=0, seqs=[], error=f"discovery: {exc}", body=exc.body,
+             error_kind="discovery")
         return
     parts = urlsplit(endpoint)
     scheme = {"wss": "https", "ws": "http"}[parts.scheme]
     url = f"{scheme}://{parts.netloc}/apps/{args.app}/recentlogs"
     seqs: list[int] = []
-    error = None
+    error = kind = None
     try:
-        status, headers, body = call(url, headers={"Authorization": args.token}, timeout=10,
+        status, headers, body = call(url, headers=tagged({"Authorization": args.token}), timeout=10,
                                      context=ssl_context() if scheme == "https" else None)
     except OSError as exc:
-        status, headers, body, error = None, {}, b"", f"dial: {exc!r}"
+        status, headers, body, error, kind = None, {}, b"", f"dial: {exc!r}", error_kind(exc)
     if status == 200:
         try:
             for part in multipart.decode(header(headers, "Content-Type"), body):
@@ -206,7 +285,7 @@ def cmd_recent(args: argparse.Namespace) -> None:
                     seqs.append(log.seq)
         except (ValueError, DecodeError) as exc:
             error = str(exc)
-    emit("result", url=url, status=status, envelopes=len(seqs), seqs=seqs, error=error,
+    emit("result", url=url, status=status, envelopes=len(seqs), seqs=seqs, error=error, error_kind=kind,
          body=body[:300].decode(errors="replace") if status != 200 else "")
 
 
@@ -228,6 +307,8 @@ def cmd_mute(args: argparse.Namespace) -> None:
     protocol = ClientProtocol(uri)
     request = protocol.connect()
     request.headers["Authorization"] = args.token
+    if ATTEMPT:
+        request.headers[ATTEMPT_HEADER] = ATTEMPT
     protocol.send_request(request)
     sock = socket.create_connection((uri.host, uri.port), timeout=10)
     if uri.secure:
@@ -280,7 +361,8 @@ def cmd_crafted(args: argparse.Namespace) -> None:
     upgrade = ("upgrade: WebSocket", "Connection: keep-alive, Upgrade") if args.casing == "odd" else \
         ("Upgrade: websocket", "Connection: Upgrade")
     request = (f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}\r\n{upgrade[0]}\r\n{upgrade[1]}\r\n"
-               f"sec-websocket-key: {key}\r\nSEC-WEBSOCKET-VERSION: 13\r\nAuthorization: {args.token}\r\n\r\n").encode()
+               f"sec-websocket-key: {key}\r\nSEC-WEBSOCKET-VERSION: 13\r\nAuthorization: {args.token}\r\n"
+               + (f"{ATTEMPT_HEADER}: {ATTEMPT}\r\n" if ATTEMPT else "") + "\r\n").encode()
     sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     writes = 0
@@ -306,10 +388,10 @@ def cmd_crafted(args: argparse.Namespace) -> None:
 def cmd_http(args: argparse.Namespace) -> None:
     headers = dict(h.split(":", 1) for h in args.header)
     try:
-        status, resp_headers, body = call(args.url, headers={k: v.strip() for k, v in headers.items()}, timeout=10,
+        status, resp_headers, body = call(args.url, headers=tagged({k: v.strip() for k, v in headers.items()}), timeout=10,
                                           context=ssl_context() if args.url.startswith("https") else None)
     except OSError as exc:
-        emit("result", url=args.url, status=None, headers={}, body="", error=f"dial: {exc!r}")
+        emit("result", url=args.url, status=None, headers={}, body="", error=f"dial: {exc!r}", error_kind=error_kind(exc))
         return
     try:
         parsed: object = json.loads(body)

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from harness.cf.settings import env_float, log_event
+from harness.cf.trafficcontroller import send_frames
 from harness.protocol import envelope, multipart
 
 RECENT_PER_APP = 1000
@@ -89,7 +90,8 @@ class Doppler:
                 await sub.ready.wait()
                 sub.ready.clear()
                 while sub.buffer:
-                    await ws.send(sub.buffer.popleft())
+                    batch = [sub.buffer.popleft() for _ in range(min(256, len(sub.buffer)))]
+                    await send_frames(ws, batch)
         except ConnectionClosed:
             pass
         finally:

@@ -13,10 +13,12 @@ import asyncio
 import collections
 import json
 import os
+import re
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import h11
 
@@ -27,6 +29,8 @@ from harness.protocol import proxy_protocol as pp
 from harness.protocol.handshake import STATUS_TEXT
 
 STATUS_TEXT_ALL = {**STATUS_TEXT, 502: "Bad Gateway"}
+#: The harness's attempt header (harness.cf.client.ATTEMPT_HEADER), found even in bytes h11 cannot parse.
+ATTEMPT_RE = re.compile(rb"\r\nX-Harness-Attempt:[ \t]*([\w.-]+)", re.IGNORECASE)
 DIAL_TIMEOUT = float(os.environ.get("ROUTER_DIAL_TIMEOUT", "5"))
 
 
@@ -43,7 +47,7 @@ def error_response(status: int, router_error: str, message: str) -> bytes:
 class Router:
     def __init__(self, name: str, routes: dict[str, str], proxy_protocol: bool) -> None:
         self.name, self.routes, self.proxy_protocol = name, routes, proxy_protocol
-        self.seen: collections.deque[dict[str, object]] = collections.deque(maxlen=500)
+        self.seen: collections.deque[dict[str, object]] = collections.deque(maxlen=5000)
 
     async def _proxy_header(self, reader: asyncio.StreamReader) -> tuple[bytes, pp.ProxyHeader | None]:
         data = b""
@@ -65,6 +69,28 @@ class Router:
                 raise EOFError()
             data += chunk
 
+    async def _bad_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str,
+                           tls: bool, buffered: bytes, error: str) -> None:
+        """Record what could not be parsed (the first bytes say why: a PROXY v2 signature, a v1 line
+        the router was not told to read) with the attempt id found in the raw bytes, then 400."""
+        raw = buffered
+        if not ATTEMPT_RE.search(raw):  # the attempt header may sit behind an unparseable prefix
+            try:
+                raw += await asyncio.wait_for(reader.read(65536), 0.2)
+            except (TimeoutError, OSError):
+                pass
+        found = ATTEMPT_RE.search(raw)
+        record: dict[str, object] = {
+            "router": self.name, "ts": time.time(), "peer": peer_ip, "tls": tls, "status": 400,
+            "bad_request": error, "first_bytes": raw[:64].hex(), "proxy_v2_signature": raw.startswith(pp.V2_SIGNATURE),
+            "proxy_v1_line": raw.startswith(b"PROXY "), "attempt": found.group(1).decode() if found else None,
+            "path": None, "upgrade": None}
+        self.seen.append(record)
+        log_event("router", "bad_request", **record)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     b"Connection: close\r\n\r\n400 Bad Request")
+        await writer.drain()
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool = False) -> None:
         peer_ip = writer.get_extra_info("peername")[0]
         try:
@@ -83,23 +109,23 @@ class Router:
         use_proxy = self.proxy_protocol and not tls
         buffered, proxy = await self._proxy_header(reader) if use_proxy else (b"", None)
         client_ip = proxy.source_ip if proxy else peer_ip
+        # Go's net/http answers a malformed request with a bare 400 and closes.
         try:
             head, rest = await read_head(reader, buffered)
+        except HeadTooLarge as exc:
+            return await self._bad_request(reader, writer, peer_ip, tls, buffered, repr(exc))
+        try:
             request = parse_request(head)
-        except (h11.RemoteProtocolError, HeadTooLarge, ValueError) as exc:
-            # Go's net/http answers a malformed request with a bare 400 and closes.
-            log_event("router", "bad_request", peer=peer_ip, error=str(exc), first_bytes=buffered[:64].hex())
-            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                         b"Connection: close\r\n\r\n400 Bad Request")
-            await writer.drain()
-            return
+        except (h11.RemoteProtocolError, ValueError) as exc:
+            return await self._bad_request(reader, writer, peer_ip, tls, head + rest, str(exc))
         received = raw_headers(request)
         method, target = request.method.decode(), request.target.decode("latin-1")
         host = hdr.host_without_port(hdr.get(received, "Host"))
         record: dict[str, object] = {
             "router": self.name, "ts": time.time(), "peer": peer_ip, "tls": tls, "proxy_protocol": proxy.__dict__ if proxy else None,
             "method": method, "path": target, "http_version": request.http_version.decode(), "host": host,
-            "headers": received, "upgrade": hdr.is_upgrade(received)}
+            "headers": received, "upgrade": hdr.is_upgrade(received),
+            "attempt": hdr.get(received, "X-Harness-Attempt")}
         self.seen.append(record)
         log_event("router", "request", **record)
         if not host or host == client_ip:
@@ -136,7 +162,10 @@ class Router:
         status_line = resp_head.split(b"\r\n", 1)[0].decode("latin-1")
         writer.write(render_head(status_line, resp_headers) + resp_rest)
         await writer.drain()
-        await splice((reader, writer), (up_reader, up_writer))
+        # gorouter's ForwardIO returns as soon as either copy ends and the caller closes both
+        # connections: no half-close (cloudfoundry/gorouter handler/forwarder.go). A half-close
+        # with a grace period kept TLS clients waiting for a close that never came.
+        await splice((reader, writer), (up_reader, up_writer), grace=0)
 
 
 def serve_status(router: Router, port: int) -> None:
@@ -146,8 +175,10 @@ def serve_status(router: Router, port: int) -> None:
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/health":
                 body, ctype = b"ok\n", "text/plain; charset=utf-8"
-            elif self.path == "/requests":
-                body, ctype = json.dumps(list(router.seen)).encode(), "application/json"
+            elif self.path.startswith("/requests"):
+                wanted = parse_qs(urlsplit(self.path).query).get("attempt")
+                records = [r for r in list(router.seen) if not wanted or r.get("attempt") in wanted]
+                body, ctype = json.dumps(records).encode(), "application/json"
             else:
                 self.send_response(404)
                 self.end_headers()

@@ -10,11 +10,13 @@ Listens in plain HTTP (real TC is TLS-only behind gorouter; see the README).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import re
+import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -31,6 +33,29 @@ STREAM = re.compile(r"^/apps/([^/]+)/stream$")
 RECENT = re.compile(r"^/apps/([^/]+)/recentlogs$")
 FIREHOSE = re.compile(r"^/firehose/([^/]+)$")
 KEEPALIVE_CLOSE_REASON = "Client did not respond to ping before keep-alive timeout expired."
+ATTEMPT_HEADER = "X-Harness-Attempt"
+#: The harness reads this attempt's events here (straight from inside the TC container, never
+#: through the LB): ``GET /harness/events?attempt=<id>``.
+EVENTS_PATH = "/harness/events"
+
+
+async def send_frames(ws: ServerConnection | ClientConnection, messages: list[bytes]) -> None:
+    """One binary message per envelope (what noaa reads), written to the socket together: websockets'
+    ``send_context`` (documented for user code) frames each and flushes once, with flow control."""
+    async with ws.send_context():
+        for message in messages:
+            ws.protocol.send_binary(message)
+
+
+def closed_by(ws: ServerConnection) -> str:
+    """Who ended a WebSocket, from its close frames: ``client`` (its close frame came first), ``tc``
+    (TC sent the first close frame) or ``lost`` (TCP ended with no close frame: an LB cut or reset)."""
+    state = ws.protocol  # websockets' sans-I/O protocol keeps the close frames
+    if state.close_rcvd is not None and (state.close_sent is None or state.close_rcvd_then_sent):
+        return "client"
+    if state.close_sent is not None:
+        return "tc"
+    return "lost"
 
 
 @dataclass(frozen=True)
@@ -65,6 +90,18 @@ class TrafficController:
     def __init__(self, cc_url: str, uaa_url: str, doppler_urls: list[str], timings: Timings) -> None:
         self.cc_url, self.uaa_url, self.doppler_urls, self.timings = cc_url, uaa_url, doppler_urls, timings
         self.upstreams: dict[int, list[ClientConnection]] = {}
+        self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=20000)
+
+    def event(self, name: str, attempt: str | None, **fields: object) -> None:
+        """Log an event and keep it for the harness's witness, keyed by the attempt id."""
+        record = {"ts": time.time(), "event": name, "attempt": attempt, **fields}
+        self.events.append(record)
+        log_event("tc", name, **{k: v for k, v in record.items() if k not in ("ts", "event")})
+
+    def _events_response(self, query: str) -> Response:
+        wanted = parse_qs(query).get("attempt")
+        body = json.dumps([e for e in list(self.events) if not wanted or e.get("attempt") in wanted]).encode()
+        return _respond(200, body, (("Content-Type", "application/json"),))
 
     async def _app_denial(self, app_id: str, token: str | None) -> auth.Denial | None:
         if denial := auth.app_stream_precheck(app_id, token):
@@ -86,8 +123,11 @@ class TrafficController:
     async def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         token = token_of(request)
+        attempt = request.headers.get(ATTEMPT_HEADER)
         if path == "/health":
             return _respond(200, b"ok\n")
+        if path == EVENTS_PATH:
+            return self._events_response(urlsplit(request.path).query)
         if m := RECENT.match(path):
             return await self._recent(m.group(1), token)
         if m := STREAM.match(path):
@@ -97,19 +137,19 @@ class TrafficController:
         else:
             return _respond(404, b"404 page not found\n")
         if denial:
-            log_event("tc", "denied", path=path, status=denial.status)
+            self.event("denied", attempt, path=path, status=denial.status)
             return _respond(denial.status, denial.body, denial.headers)
         headers = list(request.headers.raw_items())
         if rejection := handshake.check_upgrade("GET", headers):
-            log_event("tc", "handshake_rejected", path=path, status=rejection.status, reason=rejection.reason,
-                      headers=headers)
+            self.event("handshake_rejected", attempt, path=path, status=rejection.status, reason=rejection.reason,
+                       headers=headers)
             return _respond(rejection.status, rejection.body, rejection.headers)
         try:
             self.upstreams[id(ws)] = [await connect(f"{url}/subscribe?{subscribe}", max_size=None,
                                                     ping_interval=None, open_timeout=5)
                                       for url in self.doppler_urls]
         except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
-            log_event("tc", "subscribe_failed", path=path, error=repr(exc))
+            self.event("subscribe_failed", attempt, path=path, error=repr(exc))
             return _respond(503, b"")
         return None
 
@@ -130,13 +170,16 @@ class TrafficController:
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
         peer = ws.remote_address[0]
         xff = ws.request.headers.get("X-Forwarded-For", "") if ws.request else ""
-        log_event("tc", "stream_open", path=ws.request.path if ws.request else "", peer=peer, xff=xff)
+        attempt = ws.request.headers.get(ATTEMPT_HEADER) if ws.request else None
+        path = ws.request.path if ws.request else ""
+        self.event("stream_open", attempt, path=path, peer=peer, xff=xff)
         tasks = [asyncio.create_task(self._pump(up, queue)) for up in upstreams]
-        tasks += [asyncio.create_task(self._keepalive(ws)), asyncio.create_task(self._drain_client(ws))]
+        tasks += [asyncio.create_task(self._keepalive(ws, attempt)), asyncio.create_task(self._drain_client(ws))]
         try:
-            await self._write(ws, queue, peer, xff)
+            await self._write(ws, queue, peer, xff, attempt)
         finally:
-            log_event("tc", "stream_closed", peer=peer, xff=xff, close_code=ws.close_code)
+            self.event("stream_closed", attempt, path=path, peer=peer, xff=xff, close_code=ws.close_code,
+                       closed_by=closed_by(ws))
             for task in tasks:
                 task.cancel()
             for up in upstreams:
@@ -149,33 +192,42 @@ class TrafficController:
                 queue.get_nowait()
             queue.put_nowait(message)  # type: ignore[arg-type]
 
-    async def _write(self, ws: ServerConnection, queue: asyncio.Queue[bytes], peer: str, xff: str) -> None:
-        while True:
-            get = asyncio.create_task(queue.get())
-            closed = asyncio.create_task(ws.wait_closed())
-            done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
-            if closed in done:
-                get.cancel()
-                return
+    async def _write(self, ws: ServerConnection, queue: asyncio.Queue[bytes], peer: str, xff: str,
+                     attempt: str | None) -> None:
+        """Send envelopes until the connection closes. The writer runs as its own task, cancelled
+        once when the connection closes: no task per envelope on the hot path."""
+        writer = asyncio.create_task(self._send_all(ws, queue, peer, xff, attempt))
+        closed = asyncio.create_task(ws.wait_closed())
+        try:
+            await asyncio.wait({writer, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            writer.cancel()
             closed.cancel()
-            try:
-                await asyncio.wait_for(ws.send(get.result()), self.timings.slow_consumer)
-            except TimeoutError:
-                log_event("tc", "slow_consumer", message=f"Doppler Proxy: Slow Consumer from {peer}", xff=xff,
-                          path=ws.request.path if ws.request else "")
-                await ws.close(1000, "")
-                return
-            except ConnectionClosed:
-                return
 
-    async def _keepalive(self, ws: ServerConnection) -> None:
+    async def _send_all(self, ws: ServerConnection, queue: asyncio.Queue[bytes], peer: str, xff: str,
+                        attempt: str | None) -> None:
+        try:
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < 256:
+                    batch.append(queue.get_nowait())
+                async with asyncio.timeout(self.timings.slow_consumer):
+                    await send_frames(ws, batch)
+        except TimeoutError:
+            self.event("slow_consumer", attempt, message=f"Doppler Proxy: Slow Consumer from {peer}", xff=xff,
+                       path=ws.request.path if ws.request else "")
+            await ws.close(1000, "")
+        except ConnectionClosed:
+            return
+
+    async def _keepalive(self, ws: ServerConnection, attempt: str | None) -> None:
         try:
             while True:
                 pong = await ws.ping()
                 try:
                     await asyncio.wait_for(pong, self.timings.keepalive_timeout)
                 except TimeoutError:
-                    log_event("tc", "keepalive_timeout", peer=ws.remote_address[0])
+                    self.event("keepalive_timeout", attempt, peer=ws.remote_address[0])
                     await ws.close(1008, KEEPALIVE_CLOSE_REASON)
                     return
                 await asyncio.sleep(self.timings.keepalive_interval)

@@ -25,10 +25,13 @@ class DeliveryLedger:
     latencies_ms: list[float] = field(default_factory=list)
     first_at: float | None = None  # arrival clock (seconds) of the first and last envelope
     last_at: float | None = None
+    max_stall_s: float = 0.0  # longest pause between two arrivals: what a stall looks like to the client
     _last: int = -1
 
     def record(self, seq: int, latency_ms: float | None = None, at: float | None = None) -> None:
         if at is not None:
+            if self.last_at is not None:
+                self.max_stall_s = max(self.max_stall_s, at - self.last_at)
             self.first_at = at if self.first_at is None else self.first_at
             self.last_at = at
         self.received += 1
@@ -62,6 +65,8 @@ class DeliveryLedger:
             "out_of_order": self.out_of_order,
             "latency_ms_p50": percentile(lat, 50),
             "latency_ms_p99": percentile(lat, 99),
+            "max_seq": self._last if self.seen else None,
+            "max_stall_s": round(self.max_stall_s, 3),
             "receive_span_s": round(self.last_at - self.first_at, 3) if self.first_at is not None
             and self.last_at is not None else None,
         }

@@ -22,6 +22,12 @@ class TcpStream:
     c2s_segments: dict[int, bytes] = field(default_factory=dict)  # seq -> payload
     s2c_segments: dict[int, bytes] = field(default_factory=dict)
     rst: bool = False
+    fin: bool = False  # a FIN was seen (either direction)
+
+    @property
+    def ended(self) -> bool:
+        """The capture holds the end of this connection: everything it carried is in the pcap."""
+        return self.fin or self.rst
 
     @staticmethod
     def _join(segments: dict[int, bytes]) -> bytes:
@@ -59,6 +65,8 @@ def streams(packets: Iterable[Any]) -> list[TcpStream]:
         payload = bytes(pkt[TCP].payload)
         if flags & 0x04:
             stream.rst = True
+        if flags & 0x01:
+            stream.fin = True
         if payload:
             (stream.c2s_segments if src == stream.client else stream.s2c_segments)[pkt[TCP].seq] = payload
     return list(found.values())

@@ -10,19 +10,19 @@ import pytest
 from harness import drivers, topology
 from harness.customer import driver_from_config
 from harness.deployment import Deployment
-from harness.verdicts import PASS, classify_stream
+from harness.outcomes import Observation, Outcome
+from harness.verdicts import classify_stream, classify_xff
+from harness.protocol.headers import get
 
 pytestmark = pytest.mark.scenario
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _stream(dep: Deployment) -> str:
+def _stream(dep: Deployment) -> Observation:
     run = dep.stream_logs("dev", 200)
     if run.wait_event("connected", 15):
         dep.emit(200)
-    result = run.result(60)
-    seen = [r for r in dep.router_requests() if r["path"].endswith("/stream")]
-    return classify_stream(result["outcome"], result["delivery"], 200, seen[-1]["upgrade"] if seen else None)
+    return classify_stream(dep.evidence(run, run.result(60)), 200)
 
 
 def test_vendor_driver_from_a_temporary_folder_runs_a_cell(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_vendor_driver_from_a_temporary_folder_runs_a_cell(tmp_path: Path) -> No
     topo = topology.load_all()["tcp-same-port"].with_driver("acme-lb")
     assert registry["acme-lb"].supports(topo) is None
     with Deployment(topo, registry) as dep:
-        assert _stream(dep) == PASS
+        assert _stream(dep).outcome is Outcome.PASS
 
 
 def test_customer_nginx_conf_without_upgrade_headers_reproduces_the_bug(tmp_path: Path) -> None:
@@ -58,7 +58,12 @@ http {
     registry = {**drivers.load_all(), "customer": driver_from_config(conf, tmp_path / "driver")}
     topo = topology.load_all()["http-upgrade"].with_driver("customer")
     with Deployment(topo, registry) as dep:
-        assert _stream(dep) == "upgrade_stripped"
+        assert _stream(dep).outcome is Outcome.UPGRADE_STRIPPED
+        # The XFF check's live negative control: this config sets no X-Forwarded-For, so the router
+        # appends the LB's address and the app never learns the client's.
+        echo = dep.http_get("echo")
+        xff = get([tuple(h) for h in echo["body"]["headers"]], "X-Forwarded-For")
+        assert classify_xff(xff, dep.client_ip(), dep.lb_ips()).outcome is Outcome.LB_IP_AS_CLIENT
 
 
 def test_external_lb_in_front_of_published_routers(tmp_path: Path) -> None:
@@ -96,7 +101,7 @@ http {{
         registry = {**drivers.load_all(), "external": drivers.Driver.external_lb("host-gateway")}
         with Deployment(topo, registry, results_dir=tmp_path) as dep:
             assert (tmp_path / "external-lb.json").exists()
-            assert _stream(dep) == PASS
+            assert _stream(dep).outcome is Outcome.PASS
             echo = dep.http_get("echo")
             xff = [v for k, v in echo["body"]["headers"] if k == "X-Forwarded-For"][0]
             assert xff.split(",")[0].strip() == dep.client_ip()

@@ -1,15 +1,79 @@
-"""Leftovers of a dead run (Ctrl-C, a killed worker) are removed at the next start; live runs are not."""
+"""A run that dies leaves nothing behind: its Ryuk removes its containers and networks within
+seconds of ``kill -9``; what a run left without a reaper goes at the next start; live runs keep theirs."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import textwrap
+import time
 
 import docker
 import pytest
 
 from harness import images, reaper
+from harness.timeouts import scaled
 
 pytestmark = pytest.mark.scenario
+
+#: A process that uses testcontainers as the harness does (its own Ryuk starts with its first
+#: container), plus a raw-SDK helper in the container's network namespace like an impairment.
+OWNER = textwrap.dedent("""
+    import sys, time
+    import docker
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.labels import SESSION_ID
+    from testcontainers.core.network import Network
+    from harness import reaper
+
+    reaper.configure_testcontainers()
+    labels = reaper.labels(**{"harness.test": "ryuk"})
+    net = Network(docker_network_kw={"labels": labels}).create()
+    box = (DockerContainer(sys.argv[1]).with_command(["idle"]).with_network(net)
+           .with_kwargs(labels=labels, init=True).start())
+    target = box.get_wrapped_container()
+    helper = docker.from_env().containers.run(
+        sys.argv[1], entrypoint=["sleep", "600"], network_mode=f"container:{target.id}", detach=True,
+        labels=reaper.sdk_labels(**{"harness.test": "ryuk"}))
+    print(SESSION_ID, net.name, target.id, helper.id, flush=True)
+    time.sleep(600)
+""")
+
+
+def test_ryuk_removes_a_killed_processs_containers_and_networks() -> None:
+    client = docker.from_env()
+    tags = images.ensure_images(["cf", "ryuk"])
+    env = {**os.environ, "RYUK_CONTAINER_IMAGE": tags["ryuk"]}
+    env.pop("TESTCONTAINERS_RYUK_DISABLED", None)
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, tags["cf"]], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert owner.stdout is not None
+        line = owner.stdout.readline().split()
+        assert len(line) == 4, f"the owner process failed to bring up its resources (exit {owner.poll()})"
+        session, network, *containers = line
+        ryuk = client.containers.get(f"testcontainers-ryuk-{session}")
+        assert ryuk.image.tags == [tags["ryuk"]]
+        assert {c.id for c in client.containers.list(filters={"label": f"harness.owner={reaper.owner_token(owner.pid)}"})} \
+            == set(containers)
+        assert client.networks.list(names=[network])
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    killed = time.monotonic()
+
+    def left() -> list[str]:
+        # The low-level list: docker-py's containers.list() inspects each hit and raises 404 when the
+        # reaper removes one between the list and the inspect.
+        return ([f"container {c['Id'][:12]}" for c in client.api.containers(all=True, filters={"id": containers})
+                 if c["Id"] in containers]
+                + [f"network {n['Name']}" for n in client.api.networks(names=[network])]
+                + [f"reaper {c['Id'][:12]}" for c in client.api.containers(all=True, filters={"id": [ryuk.id]})])
+
+    while (remaining := left()) and time.monotonic() - killed < scaled(30):
+        time.sleep(0.5)
+    assert not remaining, f"{time.monotonic() - killed:.0f} s after kill -9, still there: {remaining}"
 
 
 def test_reaper_removes_resources_of_a_dead_owner_only() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.deployment import APP_GUID, Deployment
+from harness.deployment import Deployment
 from harness.protocol.headers import get
 
 
@@ -20,22 +20,24 @@ def test_unknown_host_gets_gorouter_404(deployment: Deployment) -> None:
 @pytest.mark.topology("http-only-elb", driver="nginx-no-upgrade")
 def test_nginx_without_upgrade_headers_sends_http10_plain_get(deployment: Deployment) -> None:
     """The customer mistake: no proxy_http_version 1.1 / Upgrade / Connection in nginx."""
-    outcome = deployment.stream_logs("dev", 1, timeout=10).result(30)["outcome"]
-    assert outcome["error"] == "websocket: bad handshake"
-    assert outcome["handshake_status"] == 400
-    assert outcome["handshake_body"] == "Bad Request\n"  # gorilla's reply, passed back unchanged
-    seen = [r for r in deployment.router_requests() if r["path"] == f"/apps/{APP_GUID}/stream"]
+    run = deployment.stream_logs("dev", 1, timeout=10)
+    ev = deployment.evidence(run, run.result(30))
+    assert ev.outcome["error"] == "websocket: bad handshake"
+    assert ev.outcome["handshake_status"] == 400
+    assert ev.outcome["handshake_body"] == "Bad Request\n"  # gorilla's reply, passed back unchanged
+    seen = ev.stream_requests()
     assert seen, "the request never reached a router"
     assert seen[-1]["upgrade"] is False and get([tuple(h) for h in seen[-1]["headers"]], "Upgrade") is None
     assert seen[-1]["http_version"] == "1.0"  # nginx's default upstream protocol
-    assert '"event": "handshake_rejected"' in deployment.nodes["tc"].logs()
+    assert [e["status"] for e in ev.tc_events("handshake_rejected")] == [400]
 
 
 @pytest.mark.topology("http-only-elb", driver="elb")
 def test_elb_http_listener_strips_upgrade_and_adds_forwarded_port(deployment: Deployment) -> None:
-    outcome = deployment.stream_logs("dev", 1, timeout=10).result(30)["outcome"]
-    assert (outcome["handshake_status"], outcome["handshake_body"]) == (400, "Bad Request\n")
-    seen = [r for r in deployment.router_requests() if r["path"] == f"/apps/{APP_GUID}/stream"][-1]
+    run = deployment.stream_logs("dev", 1, timeout=10)
+    ev = deployment.evidence(run, run.result(30))
+    assert (ev.outcome["handshake_status"], ev.outcome["handshake_body"]) == (400, "Bad Request\n")
+    seen = ev.stream_requests()[-1]
     headers = [tuple(h) for h in seen["headers"]]
     assert get(headers, "Upgrade") is None and get(headers, "X-Forwarded-Port") == "443"
     assert get(headers, "X-Forwarded-Proto") == "https"

@@ -1,56 +1,79 @@
 """A router dies mid-stream: the client re-dials through the LB and lands on the other router.
 
 The gap is measured in sequence numbers (emitted at a fixed rate, so numbers are milliseconds).
+The verdict rests on one attempt: the victim is the router whose record of this attempt answered
+101 before the kill, and the survivor is the router that answered this attempt's re-dial with 101
+after it. The negative control (a client that never re-dials) is in ``test_controls_faults.py``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import pytest
 
-from harness.deployment import APP_GUID, Deployment
-from harness.verdicts import PASS
+from harness.deployment import ClientRun, Deployment
+from harness.verdicts import classify_router_death
+from harness.witness import Evidence
 
 pytestmark = [pytest.mark.topology(name) for name in ("http-upgrade", "tcp-same-port")]
 RATE = 200.0  # envelopes per second: one envelope = 5 ms of stream
 N = 3000
 
 
-def _serving_router(deployment: Deployment) -> str | None:
-    """Which router carries the live stream (its request log shows the 101)."""
-    upgrades = [r for r in deployment.router_requests()
-                if r["path"] == f"/apps/{APP_GUID}/stream" and r.get("status") == 101]
-    return upgrades[-1]["router"] if upgrades else None
+@dataclass(frozen=True)
+class RouterDeath:
+    """One attempt whose router was killed under it."""
+
+    evidence: Evidence
+    victim: str
+    killed_at: float  # time.time() just before the kill
+
+    @property
+    def survivors(self) -> list[str]:
+        """Routers that answered this attempt's handshake with 101 after the kill."""
+        return [str(r["router"]) for r in self.evidence.upgrades() if float(r["ts"]) > self.killed_at]
 
 
-def test_router_death_mid_stream_is_survived_by_redialling(deployment: Deployment,
-                                                           verdict: Callable[..., None]) -> None:
-    run = deployment.stream_logs("dev", N, timeout=45, extra=("--retries", "10", "--settle", "4"))
+def serving_router(deployment: Deployment, run: ClientRun) -> str | None:
+    """The router carrying ``run``'s stream: its record of this attempt answered 101."""
+    upgrades = [r for r in deployment.witness.router_records(run.attempt, run.started, time.time())
+                if r.get("status") == 101]
+    return str(upgrades[-1]["router"]) if upgrades else None
+
+
+def router_death_attempt(deployment: Deployment, *, n: int = N, retries: int = 10, kill_after: float = 2,
+                         timeout: float = 45) -> RouterDeath:
+    """Stream ``n`` envelopes at RATE, kill the router carrying the stream ``kill_after`` s in, and
+    gather the attempt's evidence once the client is done. The victim is started again afterwards
+    (the cell is reused); its records die with it, so only the survivor's records remain."""
+    run = deployment.stream_logs("dev", n, timeout=timeout, extra=("--retries", str(retries), "--settle", "4"))
     assert run.wait_event("connected", 20), run.raw
-    emitter = threading.Thread(target=deployment.emit, args=(N,), kwargs={"rate": RATE}, daemon=True)
+    emitter = threading.Thread(target=deployment.emit, args=(n,), kwargs={"rate": RATE}, daemon=True)
     emitter.start()
-    time.sleep(2)
-    victim = _serving_router(deployment)
-    assert victim, "no router logged the stream's 101"
+    time.sleep(kill_after)
+    victim = serving_router(deployment, run)
+    assert victim, f"no router recorded a 101 for attempt {run.attempt}"
     node = deployment.nodes[victim].docker
+    killed_at = time.time()
     node.kill()
     try:
-        emitter.join(40)
-        result = run.result(60)
+        emitter.join(n / RATE + 25)
+        ev = deployment.evidence(run, run.result(timeout + 15))
     finally:
         node.start()  # the cell is reused by other tests: bring the router back
-    delivery, breaks = result["delivery"], result["outcome"]["breaks"]
-    survivor = _serving_router(deployment)
-    if not breaks:
-        observed = "break not seen"
-    elif survivor == victim or survivor is None:
-        observed = f"did not move to another router (now {survivor})"
-    elif len(delivery["lost_ranges"]) > 1 or delivery["unique"] + delivery["lost"] != N:
-        observed = f"unexpected loss pattern {delivery['lost_ranges']}"
-    else:
-        observed = PASS
-    verdict("router_death", observed, killed=victim, survivor=survivor, gap=delivery["lost_ranges"],
-            gap_ms=delivery["lost"] * 1000 / RATE, redials=len(breaks))
+    return RouterDeath(ev, victim, killed_at)
+
+
+@pytest.mark.check("router_death")
+def test_router_death_mid_stream_is_survived_by_redialling(deployment: Deployment,
+                                                           verdict: Callable[..., None]) -> None:
+    death = router_death_attempt(deployment)
+    ev = death.evidence
+    delivery, breaks = ev.client["delivery"], ev.outcome.get("breaks") or []
+    verdict("router_death", classify_router_death(ev, N, death.victim, death.killed_at), evidence=ev,
+            killed=death.victim, survivor=death.survivors[0] if death.survivors else None,
+            gap=delivery["lost_ranges"], gap_ms=delivery["lost"] * 1000 / RATE, redials=len(breaks))

@@ -47,3 +47,12 @@ def test_literal_braces_in_customer_config_survive(tmp_path: Path) -> None:
     driver = customer.driver_from_config(tmp_path / "nginx.conf", tmp_path)
     lb = topology.load_all()["http-upgrade"].load_balancers[0]
     assert "{{ not jinja }}" in driver.render({"lb": lb, "routers": ROUTERS})
+
+
+def test_missing_customer_config_is_a_driver_error_naming_the_file(tmp_path: Path) -> None:
+    import pytest
+
+    from harness.errors import DriverError
+
+    with pytest.raises(DriverError, match=r"nginx.conf: field '\(file\)': cannot be read"):
+        customer.driver_from_config(tmp_path / "nginx.conf", tmp_path)

@@ -56,3 +56,59 @@ def test_template_using_an_unknown_variable_fails_with_the_name(tmp_path: Path) 
     (tmp_path / "a.yaml").write_text("name: a\nimage: x\ntemplate: t.j2\nprotocols: [http]\n")
     with pytest.raises(DriverError, match="nosuch"):
         drivers.load(tmp_path / "a.yaml").render({"lb": None, "routers": []})
+
+
+def driver_file(folder: Path, body: str, name: str = "acme.yaml") -> Path:
+    folder.mkdir(exist_ok=True)
+    (folder / "t.j2").write_text("listen {{ lb.listeners[0].port }}")
+    (folder / name).write_text(body)
+    return folder / name
+
+
+ACME = "name: acme\nimage: acme/lb:1\ntemplate: t.j2\nprotocols: [tcp]\n"
+
+
+@pytest.mark.parametrize("extra, field, fix", [
+    ("command: nginx -g 'daemon off;'\n", "command", "list of strings"),
+    ("version_command: {acme: 1}\n", "version_command", "list of strings"),
+    ("vars: [1, 2]\n", "vars", "mapping"),
+    ("config_env: 'LB CONFIG'\n", "config_env", "environment variable name"),
+    ("passes_upgrades: true\n", "passes_upgrades", "did you mean 'passes_upgrade'?"),
+])
+def test_bad_field_types_name_the_field_and_fix(tmp_path: Path, extra: str, field: str, fix: str) -> None:
+    with pytest.raises(DriverError) as info:
+        drivers.load(driver_file(tmp_path, ACME + extra))
+    assert info.value.field == field and fix in info.value.fix
+
+
+@pytest.mark.parametrize("name", ["default", "two words", "''"])
+def test_unusable_driver_names(tmp_path: Path, name: str) -> None:
+    with pytest.raises(DriverError, match="field 'name'"):
+        drivers.load(driver_file(tmp_path, ACME.replace("name: acme", f"name: {name}")))
+
+
+def test_template_syntax_error_fails_at_load_with_the_line(tmp_path: Path) -> None:
+    path = driver_file(tmp_path, ACME)
+    (tmp_path / "t.j2").write_text("ok\n{% if lb %}\nno endif\n")
+    with pytest.raises(DriverError) as info:
+        drivers.load(path)
+    assert info.value.file.endswith("t.j2") and "template syntax error" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(DriverError, match=r"field '\(syntax\)'.*line 1") as info:
+        drivers.load(driver_file(tmp_path, "name: [acme\n"))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_folder_and_duplicate_vendor_drivers(tmp_path: Path) -> None:
+    with pytest.raises(DriverError, match="no such folder"):
+        drivers.load_all(tmp_path / "nope")
+    driver_file(tmp_path / "a", ACME)
+    driver_file(tmp_path / "b", ACME)
+    assert "acme" in drivers.load_all(tmp_path / "a", tmp_path / "a")  # the same folder twice is one folder
+    with pytest.raises(DriverError, match="'acme' is also the name in"):
+        drivers.load_all(tmp_path / "a", tmp_path / "b")
+    driver_file(tmp_path / "c", ACME.replace("name: acme", "name: nginx"))
+    assert drivers.load_all(tmp_path / "c")["nginx"].image == "acme/lb:1"  # a vendor may replace a built-in

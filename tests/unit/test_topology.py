@@ -93,3 +93,31 @@ def test_mismatch_is_allowed_when_it_is_the_point(tmp_path: Path) -> None:
     data = mutate("logger_endpoint.port", 4443)
     data["expect"] = {"logs": "fail"}
     assert topology.load(write(tmp_path, data)).logger_port == 4443
+
+
+def test_errors_are_one_line_even_for_yaml_syntax(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError) as info:
+        topology.load(write(tmp_path, "name: t\nload_balancers:\n  - name: [unclosed\n"))
+    assert "\n" not in str(info.value) and "line 3" in str(info.value)
+
+
+def test_unknown_field_suggests_the_closest_one(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError) as info:
+        topology.load(write(tmp_path, {**GOOD, "load_balancer": []}))
+    assert info.value.field == "load_balancer" and info.value.fix.startswith("did you mean 'load_balancers'?")
+    data = mutate("load_balancers.0.idle_timout", 5)
+    with pytest.raises(TopologyError, match=r"load_balancers\[0\]\.idle_timout.*did you mean 'idle_timeout'"):
+        topology.load(write(tmp_path, data))
+
+
+def test_an_lb_naming_an_unknown_driver_fails_once_drivers_are_known(tmp_path: Path) -> None:
+    topo = topology.load(write(tmp_path, mutate("load_balancers.0.driver", "haproxi")))
+    topology.check_drivers(topology.load(write(tmp_path, GOOD)), {"nginx"})  # 'default': the LB under test
+    with pytest.raises(TopologyError) as info:
+        topology.check_drivers(topo, {"nginx", "haproxy"})
+    assert info.value.field == "load_balancers[0].driver" and "did you mean 'haproxy'?" in info.value.fix
+
+
+def test_missing_topology_folder(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError, match="no such folder"):
+        topology.load_all(tmp_path / "nope")
