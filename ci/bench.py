@@ -6,6 +6,9 @@
 2. Log throughput (envelopes/s) and delivery latency p50/p99 through nginx vs straight to the
    Traffic Controller, in one run, as ratios.
 
+3. With ``BENCH_MATRIX=1``: the wall time of the whole qualification matrix (``ci/qualify``'s pytest
+   run, images warm), against the goal of 4 minutes on 2 cores.
+
 Run: ``.venv/bin/python ci/bench.py`` (after ``bash ci/setup``). Prints a table; writes
 results/bench.json.
 """
@@ -105,8 +108,20 @@ def stream(dep: Deployment, node: str, endpoint: str, rate: float = 0) -> dict[s
             "p99_ms": delivery["latency_ms_p99"], "lost": delivery["lost"]}
 
 
+def matrix_wall_s() -> float:
+    """The qualification matrix as ``ci/qualify`` runs it (warm images), wall time in seconds."""
+    files = [line.strip().rstrip("\\").strip() for line in Path("ci/qualify").read_text().splitlines()
+             if "tests/scenarios/" in line]
+    tests = [word for line in files for word in line.split() if word.startswith("tests/")]
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "pytest", "-n", "auto", "-p", "no:cacheprovider", "-q", *tests],
+                   check=False, capture_output=True)
+    return time.monotonic() - start
+
+
 def main() -> int:
     reaper.reap()
+    matrix = matrix_wall_s() if os.environ.get("BENCH_MATRIX") else None
     images.ensure_images(["cf", "nginx"])
     harness_s = [harness_bringup() for _ in range(ROUNDS)]
     raw_s = [raw_bringup() for _ in range(ROUNDS)]
@@ -123,6 +138,8 @@ def main() -> int:
         return sorted(values)[len(values) // 2]
 
     out = {
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "matrix_wall_s": {"measured": matrix, "goal": 240, "ratio_to_goal": matrix / 240 if matrix else None},
         "rounds": ROUNDS, "envelopes": N,
         "bringup_s": {"harness": med(harness_s), "raw_docker_run": med(raw_s), "ratio": med(harness_s) / med(raw_s)},
         "saturated_through_nginx": {k: med([r[k] for r in via_lb]) for k in via_lb[0]},

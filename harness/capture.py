@@ -22,6 +22,8 @@ PCAP = "/tmp/capture.pcap"
 
 
 class Probe:
+    namespace: str = ""  # the target's network namespace (SandboxKey) this probe joined
+
     def __init__(self, image: str, target_id: str, name: str, labels: dict[str, str]) -> None:
         self.container = (DockerContainer(image)
                           .with_name(name)

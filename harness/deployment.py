@@ -362,12 +362,25 @@ class Deployment:
             self.nodes[node].docker.reload()
 
     def probe(self, node: str) -> Any:
-        """The packet capture in ``node``'s namespace, started on first use and kept for the cell."""
+        """The packet capture in ``node``'s namespace, started on first use and kept for the cell.
+
+        A restarted container (a router killed and brought back) gets a new network namespace; a
+        probe that joined the old one sees nothing, so it is replaced before it is used again."""
         from harness.capture import Probe
 
+        target = self.nodes[node].docker
+        target.reload()
+        namespace = f'{target.attrs["NetworkSettings"]["SandboxKey"]}@{target.attrs["State"]["StartedAt"]}'
+        probe = self.probes.get(node)
+        if probe is not None and probe.namespace != namespace:
+            probe.stop()
+            self.probes.pop(node)
+            _log(f"{node} restarted: its probe joins the new network namespace")
         if node not in self.probes:
-            self.probes[node] = Probe(self.tags["cf"], self.nodes[node].docker.id, f"hx-{self.uid}-probe-{node}",
+            suffix = secrets.token_hex(2) if probe is not None else ""
+            self.probes[node] = Probe(self.tags["cf"], target.id, f"hx-{self.uid}-probe-{node}{suffix}",
                                       self.labels()).start()
+            self.probes[node].namespace = namespace
         return self.probes[node]
 
     def stop(self) -> None:

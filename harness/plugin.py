@@ -151,6 +151,13 @@ def _runs_tests(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per core. A cell's tests mostly wait on timers, sockets and other
+    containers, not on this process's CPU (measured: ``ci/bench.py``); ``HARNESS_WORKERS`` overrides."""
+    return int(os.environ.get("HARNESS_WORKERS") or 2 * (os.cpu_count() or 1))
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist (controller side): every worker writes into this run's folder."""
     run_dir = node.config.stash.get(RUN_DIR, None)

@@ -65,6 +65,7 @@ class DeliveryLedger:
             "out_of_order": self.out_of_order,
             "latency_ms_p50": percentile(lat, 50),
             "latency_ms_p99": percentile(lat, 99),
+            "latency_ms_max": lat[-1] if lat else None,
             "max_seq": self._last if self.seen else None,
             "max_stall_s": round(self.max_stall_s, 3),
             "receive_span_s": round(self.last_at - self.first_at, 3) if self.first_at is not None

@@ -17,6 +17,9 @@ from harness.witness import Evidence
 
 pytestmark = [pytest.mark.topology(name) for name in ("http-upgrade", "http-only-elb", "tcp-same-port")]
 Verdict = Callable[..., None]
+#: How long the client holds the stream: the RST goes in 3 s after the injector starts and the LB and
+#: TC act on it within milliseconds, so 8 s leaves the client ample time to learn of it (it never does).
+RST_HOLD_S = 8
 #: The negative control's RST: far outside the receiver's window, so RFC 793/5961 make it drop it.
 OUT_OF_WINDOW = 1 << 30
 
@@ -62,7 +65,7 @@ def rst_attempt(dep: Deployment, *, seq_offset: int = 0) -> Evidence:
                             seq_offset=seq_offset).start()
     try:
         run = dep.client_run("logs", "--endpoint", f"ws://{dep.topology.fqdn('doppler')}:80",
-                             "--app", APP_GUID, "--token", "bearer dev", "--timeout", "15")
+                             "--app", APP_GUID, "--token", "bearer dev", "--timeout", str(RST_HOLD_S))
         result = run.result(45)
         injector.get_wrapped_container().wait(timeout=30)
         lines = [json.loads(line) for line in injector.get_logs()[0].decode().splitlines() if '"result"' in line]

@@ -228,7 +228,10 @@ CAP_CASES = [
 ]
 PAUSE_CASES = [
     ("frozen throughout, the client stalled 2 s", evidence(delivery={"max_stall_s": 2.05}, frozen=True), True),
-    ("frozen, but the client never stalled", evidence(delivery={"max_stall_s": 0.02}, frozen=True), False),
+    ("frozen, but the client never stalled", evidence(delivery={"max_stall_s": 0.02, "latency_ms_max": 40},
+                                                       frozen=True), False),
+    ("frozen; a busy client drained its buffer (no gap) but one envelope took 1.9 s",
+     evidence(delivery={"max_stall_s": 0.05, "latency_ms_max": 1900}, frozen=True), True),
     ("never frozen", evidence(delivery={"max_stall_s": 2.05}, frozen=False), False),
 ]
 
