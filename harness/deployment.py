@@ -301,7 +301,9 @@ class Deployment:
         from toxiproxy.api import APIConsumer
 
         node = self.nodes[name]
-        APIConsumer.host, APIConsumer.port = "127.0.0.1", int(node.container.get_exposed_port(8474))
+        # The engine's host as testcontainers resolves it (DOCKER_HOST), not this machine's loopback.
+        APIConsumer.host = node.container.get_container_host_ip()
+        APIConsumer.port = int(node.container.get_exposed_port(8474))
         return Toxiproxy()
 
     def fault_proxy(self, link: str, lb: str | None = None) -> list["BoundProxy"]:

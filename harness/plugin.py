@@ -150,11 +150,13 @@ def _runs_tests(config: pytest.Config) -> bool:
                    ("help", "version", "collectonly", "showfixtures", "show_fixtures_per_test", "markers"))
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own (one per core)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: two workers per core. A cell's tests mostly wait on timers, sockets and other
-    containers, not on this process's CPU (measured: ``ci/bench.py``); ``HARNESS_WORKERS`` overrides."""
-    return int(os.environ.get("HARNESS_WORKERS") or 2 * (os.cpu_count() or 1))
+    containers, not on this process's CPU; ``HARNESS_WORKERS`` (or xdist's
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS``) overrides."""
+    chosen = os.environ.get("HARNESS_WORKERS") or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    return int(chosen) if chosen else 2 * (os.cpu_count() or 1)
 
 
 @pytest.hookimpl(optionalhook=True)
