@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import docker
 from testcontainers.core.container import DockerContainer
@@ -38,6 +39,16 @@ ROUTER_PORTS = (80, 443, 8080)
 PUBLISH_ADDRESS = os.environ.get("HARNESS_PUBLISH_ADDRESS", "127.0.0.1")
 EXTERNAL_PORT_BASE = int(os.environ.get("HARNESS_ROUTER_PORT_BASE", "20000"))
 EXTERNAL_WAIT = float(os.environ.get("HARNESS_EXTERNAL_WAIT", "120"))
+
+
+def engine_host() -> str:
+    """Where ports published on PUBLISH_ADDRESS are reached from here: the host of a ``tcp://``
+    DOCKER_HOST (a remote engine), else this machine (testcontainers' own guess, a network gateway
+    when it thinks it runs in a container, misses ports bound to 127.0.0.1)."""
+    url = urlsplit(os.environ.get("DOCKER_HOST", ""))
+    if url.scheme == "tcp" and url.hostname:
+        return url.hostname
+    return PUBLISH_ADDRESS if PUBLISH_ADDRESS != "0.0.0.0" else "127.0.0.1"
 
 
 def external_router_ports(index: int) -> dict[int, int]:
@@ -301,9 +312,7 @@ class Deployment:
         from toxiproxy.api import APIConsumer
 
         node = self.nodes[name]
-        # The engine's host as testcontainers resolves it (DOCKER_HOST), not this machine's loopback.
-        APIConsumer.host = node.container.get_container_host_ip()
-        APIConsumer.port = int(node.container.get_exposed_port(8474))
+        APIConsumer.host, APIConsumer.port = engine_host(), int(node.container.get_exposed_port(8474))
         return Toxiproxy()
 
     def fault_proxy(self, link: str, lb: str | None = None) -> list["BoundProxy"]:
