@@ -438,9 +438,6 @@ class Deployment:
         return self.client_run("firehose", "--api", self.api_url, "--sub", sub, "--token", f"bearer {token}",
                                "--timeout", str(scaled(timeout)), "--settle", str(scaled(settle)), "--print-seqs")
 
-    def recent_logs(self, token: str, app: str = APP_GUID) -> dict[str, Any]:
-        return self.client_run("recent", "--api", self.api_url, "--app", app, "--token", f"bearer {token}").result(30)
-
     def http_get(self, label: str = "echo", path: str = "/", headers: dict[str, str] | None = None) -> dict[str, Any]:
         args = ["http", f"http://{self.topology.fqdn(label)}{path}"]
         for key, value in (headers or {}).items():
@@ -455,15 +452,6 @@ class Deployment:
         if code != 0:
             raise ScenarioError(f"emitter failed (exit {code})", out)
         return dict(json.loads(out.strip().splitlines()[-1]))
-
-    def router_requests(self) -> list[dict[str, Any]]:
-        """Every request the routers received, oldest first: what the LB actually forwarded."""
-        seen: list[dict[str, Any]] = []
-        for i in range(self.topology.router_count):
-            code, out = self.nodes[f"router-{i}"].exec(["curl", "-sf", "http://127.0.0.1:8080/requests"])
-            if code == 0:
-                seen += json.loads(out)
-        return sorted(seen, key=lambda r: r["ts"])
 
     def client_ip(self) -> str:
         return self.nodes["client"].ip(self.networks["edge"])

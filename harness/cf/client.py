@@ -378,11 +378,18 @@ def cmd_crafted(args: argparse.Namespace) -> None:
                 break
             response += chunk
     except OSError as exc:
-        emit("result", status=None, writes=writes, error=repr(exc))
+        failed = StreamOutcome(args.url, error=repr(exc), error_kind="handshake_failed")
+        emit("result", status=None, writes=writes, error=repr(exc), outcome=failed.__dict__, delivery={})
         return
     status_line = response.split(b"\r\n", 1)[0].decode(errors="replace")
     status = int(status_line.split(" ")[1]) if status_line.startswith("HTTP/") else None
-    emit("result", status=status, status_line=status_line, writes=writes, request_bytes=len(request), error=None)
+    # The same outcome shape as a stream's, so one classification table judges both.
+    outcome = StreamOutcome(args.url, connected=status == 101)
+    if status != 101:
+        outcome.handshake_status, outcome.error = status, f"websocket: bad handshake ({status_line})"
+        outcome.error_kind = "handshake_status" if status else "handshake_failed"
+    emit("result", status=status, status_line=status_line, writes=writes, request_bytes=len(request), error=None,
+         outcome=outcome.__dict__, delivery={})
 
 
 def cmd_http(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ import pytest
 from harness.outcomes import Outcome
 from harness.deployment import Deployment
 from harness.verdicts import classify_rst, classify_stream
-from tests.scenarios.test_crafted import OUT_OF_WINDOW, _url, crafted_evidence, rst_attempt
+from tests.scenarios.test_crafted import OUT_OF_WINDOW, observe_split, rst_attempt, split_attempt
 
 pytestmark = pytest.mark.topology("http-upgrade", driver="nginx")
 
@@ -28,12 +28,9 @@ def test_rst_outside_the_window_is_reported_as_ignored(deployment: Deployment) -
 
 def test_handshake_in_one_segment_is_reported_as_not_split(deployment: Deployment) -> None:
     """crafted_split_handshake: the same handshake written in one piece -> wire_not_split."""
-    run = deployment.client_run("crafted", _url(deployment), "--token", "bearer dev", "--split", "4096")
-    ev = crafted_evidence(deployment, run, run.result(30))
-    streams = [s for s in deployment.witness.streams("client", run) if s.server[1] == 80]
-    segments = max((len(s.c2s_segments) for s in streams), default=0)
-    assert classify_stream(ev, 0).outcome is Outcome.PASS
-    assert 0 < segments < 20, f"{segments} segments"  # what the split check turns into wire_not_split
+    ev, segments = split_attempt(deployment, 4096)
+    seen = observe_split(ev, segments)
+    assert seen.outcome is Outcome.WIRE_NOT_SPLIT, seen
 
 
 def test_a_stream_nobody_feeds_is_reported_incomplete(deployment: Deployment) -> None:
