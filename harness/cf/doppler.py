@@ -79,7 +79,8 @@ class Doppler:
         async for message in ws:
             if isinstance(message, bytes):
                 self.route(message)
-                await asyncio.sleep(0)  # let subscribers drain, as Doppler's goroutines would
+                if self.ingested % 64 == 0:
+                    await asyncio.sleep(0)  # let subscribers drain now and then, as Doppler's goroutines would
 
     async def _stream(self, ws: ServerConnection, app_id: str | None, shard_id: str) -> None:
         sub = Subscription(app_id, shard_id, collections.deque(maxlen=self.buffer_size))

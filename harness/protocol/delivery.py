@@ -27,6 +27,7 @@ class DeliveryLedger:
     last_at: float | None = None
     max_stall_s: float = 0.0  # longest pause between two arrivals: what a stall looks like to the client
     _last: int = -1
+    _in_range: int = 0  # distinct seqs in 0..expected-1 seen so far: ``complete`` in O(1) per envelope
 
     def record(self, seq: int, latency_ms: float | None = None, at: float | None = None) -> None:
         if at is not None:
@@ -39,6 +40,8 @@ class DeliveryLedger:
             self.duplicates += 1
             return
         self.seen.add(seq)
+        if 0 <= seq < self.expected:
+            self._in_range += 1
         if seq < self._last:
             self.out_of_order += 1
         self._last = max(self._last, seq)
@@ -47,7 +50,7 @@ class DeliveryLedger:
 
     @property
     def complete(self) -> bool:
-        return len(self.seen.intersection(range(self.expected))) == self.expected
+        return self._in_range == self.expected
 
     def lost(self) -> list[int]:
         return [n for n in range(self.expected) if n not in self.seen]
