@@ -7,6 +7,7 @@ network each LB carries the hostnames the topology maps to it as network aliases
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -16,7 +17,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 import docker
@@ -161,6 +163,22 @@ class ClientRun:
         return line
 
 
+_TOXIPROXY_CLIENT = threading.Lock()
+
+
+def _all_at_once(steps: list[Callable[[], object]]) -> None:
+    """Run independent start/stop steps in threads (container start-up is mostly waiting on the
+    engine and on readiness lines); every step finishes before the first error is raised, so
+    whatever did start is known to ``stop()``."""
+    if not steps:
+        return
+    with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+        futures = [pool.submit(step) for step in steps]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
+
+
 class BoundProxy:
     """A toxiproxy-python Proxy plus the fault-proxy node it lives on.
 
@@ -222,45 +240,50 @@ class Deployment:
             self.networks[name] = Network(docker_network_kw={"labels": self.labels()}).create()
         cf_img = self.tags["cf"]
         self.pki = tls.pki_for(topo.system_domain, topo.apps_domain)
-        self._start("cc", "cc", cf_img, ["cc"], env={
+        # Phase 1, all at once: the CF side and the client (nothing dials another node at start-up).
+        # Phase 2: the LBs, whose configs name the routers (nginx resolves upstream names at load).
+        steps = [lambda: self._start("cc", "cc", cf_img, ["cc"], env={
             "CF_SYSTEM_DOMAIN": topo.system_domain, "CF_LOGGER_SCHEME": topo.logger_scheme,
             "CF_LOGGER_PORT": str(self.logger_port or topo.logger_port), "CF_API_SCHEME": "http",
-            "CF_TOKENS": json.dumps({"tokens": TOKENS, "apps": [APP_GUID, OTHER_APP_GUID]})})
-        self._start("doppler", "doppler", cf_img, ["doppler"])
-        self._start("app", "app", cf_img, ["app"])
+            "CF_TOKENS": json.dumps({"tokens": TOKENS, "apps": [APP_GUID, OTHER_APP_GUID]})}),
+            lambda: self._start("doppler", "doppler", cf_img, ["doppler"]),
+            lambda: self._start("app", "app", cf_img, ["app"])]
         doppler = DOPPLER_INGRESS
         if "doppler-tc" in self.faults:
-            self._start_fault("fp-doppler", "cf", ["fp-doppler"], {8082: "doppler:8082"})
+            steps.append(lambda: self._start_fault("fp-doppler", "cf", ["fp-doppler"], {8082: "doppler:8082"}))
             doppler = "ws://fp-doppler:8082"
-        self._start("tc", "tc", cf_img, ["tc"], env={"TC_CC_URL": "http://cc:9022", "TC_UAA_URL": "http://cc:9022",
-                                                     "TC_DOPPLER_URLS": doppler, **self.tc_env()})
+        steps.append(lambda: self._start("tc", "tc", cf_img, ["tc"], env={
+            "TC_CC_URL": "http://cc:9022", "TC_UAA_URL": "http://cc:9022", "TC_DOPPLER_URLS": doppler, **self.tc_env()}))
         tc = "tc:8081"
         if "router-tc" in self.faults:
-            self._start_fault("fp-tc", "cf", ["fp-tc"], {8081: "tc:8081"})
+            steps.append(lambda: self._start_fault("fp-tc", "cf", ["fp-tc"], {8081: "tc:8081"}))
             tc = "fp-tc:8081"
         routes = {topo.fqdn("api"): "cc:9022", topo.fqdn("uaa"): "cc:9022", topo.fqdn("login"): "cc:9022",
                   topo.fqdn("doppler"): tc, topo.fqdn("echo"): "app:8080"}
         external = [lb for lb in topo.load_balancers if self.drivers[lb.driver].external]
-        for i in range(topo.router_count):
-            behind_fault = "lb-router" in self.faults
-            self._start(f"router-{i}", "router", cf_img, ["router"], env={
-                "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes), "ROUTER_TLS_PEM": self.pki.server_pem,
-                "ROUTER_PROXY_PROTOCOL": str(topo.router_proxy_protocol).lower()},
-                aliases=[f"router-{i}-up"] if behind_fault else None, alias_self=not behind_fault,
-                publish=ROUTER_PORTS if external else (), host_ports=external_router_ports(i) if external else None)
-            if behind_fault:  # the LB dials router-<i>, which is now the fault proxy in front of it
-                self._start_fault(f"fp-router-{i}", "cf", [f"router-{i}"],
-                                  {p: f"router-{i}-up:{p}" for p in (80, 443, 8080)})
+        steps += [functools.partial(self._start_router, i, routes, bool(external)) for i in range(topo.router_count)]
         hosts = {topo.fqdn(label): self.drivers[topo.lb(target).driver].address
                  for label, target in topo.dns.items() if self.drivers[topo.lb(target).driver].external}
-        self._start("client", "client", cf_img, ["idle"], network="edge", wait=None,
-                    env={"HARNESS_CA_PEM": self.pki.ca_pem}, extra_hosts=hosts)
+        steps.append(lambda: self._start("client", "client", cf_img, ["idle"], network="edge", wait=None,
+                                         env={"HARNESS_CA_PEM": self.pki.ca_pem}, extra_hosts=hosts))
+        _all_at_once(steps)
         if external:
             self._announce_routers()
-        for lb in topo.load_balancers:
-            self._start_lb(lb)
+        _all_at_once([functools.partial(self._start_lb, lb) for lb in topo.load_balancers])
         self.started_s = time.monotonic() - began
         _log(f"{topo.name} ({', '.join(lb.driver for lb in topo.load_balancers)}) up in {self.started_s:.1f} s")
+
+    def _start_router(self, i: int, routes: dict[str, str], external: bool) -> None:
+        cf_img = self.tags["cf"]
+        behind_fault = "lb-router" in self.faults
+        self._start(f"router-{i}", "router", cf_img, ["router"], env={
+            "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes), "ROUTER_TLS_PEM": self.pki.server_pem,
+            "ROUTER_PROXY_PROTOCOL": str(self.topology.router_proxy_protocol).lower()},
+            aliases=[f"router-{i}-up"] if behind_fault else None, alias_self=not behind_fault,
+            publish=ROUTER_PORTS if external else (), host_ports=external_router_ports(i) if external else None)
+        if behind_fault:  # the LB dials router-<i>, which is now the fault proxy in front of it
+            self._start_fault(f"fp-router-{i}", "cf", [f"router-{i}"],
+                              {p: f"router-{i}-up:{p}" for p in (80, 443, 8080)})
 
     def tc_env(self) -> dict[str, str]:
         """Traffic Controller timings; real defaults unless a test shrinks them."""
@@ -301,8 +324,9 @@ class Deployment:
         """A fault proxy (Toxiproxy API) listening on ``ports`` under ``aliases``, one proxy per port."""
         node = self._start(name, "faultproxy", self.tags["cf"], ["faultproxy"], network=network, aliases=aliases,
                            alias_self=False, publish=(8474,))
-        self.toxiproxy(name).populate([{"name": f"{name}-{port}", "listen": f"0.0.0.0:{port}", "upstream": upstream}
-                                       for port, upstream in ports.items()])
+        with _TOXIPROXY_CLIENT:  # toxiproxy-python's server address is process-wide; starts run in threads
+            self.toxiproxy(name).populate([{"name": f"{name}-{port}", "listen": f"0.0.0.0:{port}",
+                                            "upstream": upstream} for port, upstream in ports.items()])
         return node
 
     def toxiproxy(self, name: str) -> Any:
@@ -395,15 +419,19 @@ class Deployment:
         return self.probes[node]
 
     def stop(self) -> None:
-        """Remove probes, containers (newest first) and networks; one failure never stops the rest."""
-        steps = [(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
-        steps += [(node.name, node.container.stop) for node in reversed(list(self.nodes.values()))]
-        steps += [(f"network {net.name}", net.remove) for net in self.networks.values()]
-        for what, remove in steps:
-            try:
-                remove()
-            except Exception as exc:  # keep tearing down the rest
-                _log(f"could not remove {what}: {exc}")
+        """Remove probes and containers (all at once), then the networks; one failure never stops the rest."""
+        def removing(what: str, remove: Callable[[], object]) -> Callable[[], None]:
+            def step() -> None:
+                try:
+                    remove()
+                except Exception as exc:  # keep tearing down the rest
+                    _log(f"could not remove {what}: {exc}")
+            return step
+
+        _all_at_once([removing(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
+                     + [removing(node.name, node.container.stop) for node in self.nodes.values()])
+        for net in self.networks.values():
+            removing(f"network {net.name}", net.remove)()
         self.probes.clear()
         self.nodes.clear()
         self.networks.clear()

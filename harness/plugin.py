@@ -320,7 +320,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = by_cell(keep, cells)
+
+
+def by_cell(items: list[pytest.Item], cells: dict[str, Cell]) -> list[pytest.Item]:
+    """The tests of a cell next to each other, cells in order of first appearance (a stable sort):
+    without it a run without xdist brings a cell up and down for every test."""
+    first: dict[Cell | None, int] = {}
+    for item in items:
+        first.setdefault(cells.get(item.nodeid), len(first))
+    return sorted(items, key=lambda item: first[cells.get(item.nodeid)])
 
 
 @dataclass

@@ -50,3 +50,15 @@ def test_merge_names_a_folder_without_a_report(tmp_path: Path) -> None:
         assert exc.code == 2
     else:
         raise AssertionError("merge of an empty folder must fail")
+
+
+def test_a_cells_tests_run_next_to_each_other() -> None:
+    from types import SimpleNamespace
+
+    from harness.plugin import Cell, by_cell
+
+    a, b = Cell("http-upgrade", "nginx"), Cell("tcp-same-port", "nginx")
+    items = [SimpleNamespace(nodeid=n) for n in ("logs[a]", "logs[b]", "unit", "xff[a]", "xff[b]")]
+    cells = {"logs[a]": a, "xff[a]": a, "logs[b]": b, "xff[b]": b}
+    order = [i.nodeid for i in by_cell(items, cells)]  # type: ignore[arg-type]
+    assert order == ["logs[a]", "xff[a]", "logs[b]", "xff[b]", "unit"]
