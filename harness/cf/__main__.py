@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle")
+ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle", "crowd")
 
 
 def main(argv: list[str]) -> None:
@@ -39,6 +39,9 @@ def main(argv: list[str]) -> None:
     elif role == "elb":
         from harness.cf import elb
         asyncio.run(elb.main())
+    elif role == "crowd":
+        from harness.cf import crowd
+        crowd.main(rest)
     elif role == "idle":
         # The client container: stays up so tests can `docker exec` the client commands in it.
         import signal
