@@ -26,7 +26,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-from harness import images, reaper, tls
+from harness import images, reaper, tls, toxiproxy
 from harness.drivers import Driver
 from harness.errors import NodeStartError, ScenarioError
 from harness.timeouts import scaled
@@ -322,8 +322,12 @@ class Deployment:
 
     def _start_fault(self, name: str, network: str, aliases: list[str], ports: dict[int, str]) -> Node:
         """A fault proxy (Toxiproxy API) listening on ``ports`` under ``aliases``, one proxy per port."""
-        node = self._start(name, "faultproxy", self.tags["cf"], ["faultproxy"], network=network, aliases=aliases,
-                           alias_self=False, publish=(8474,))
+        image = toxiproxy.fault_proxy_image(self.tags["cf"])
+        node = self._start(name, "faultproxy", image.image, list(image.command), network=network, aliases=aliases,
+                           alias_self=False, publish=(toxiproxy.API_PORT,), wait=None)
+        url = f"http://{engine_host()}:{node.container.get_exposed_port(toxiproxy.API_PORT)}"
+        if toxiproxy.wait_version(url, scaled(30)) is None:  # readiness through the API, not a log line
+            raise NodeStartError(name, f"GET {url}/version to answer 200 with a JSON version", scaled(30), node.logs())
         with _TOXIPROXY_CLIENT:  # toxiproxy-python's server address is process-wide; starts run in threads
             self.toxiproxy(name).populate([{"name": f"{name}-{port}", "listen": f"0.0.0.0:{port}",
                                             "upstream": upstream} for port, upstream in ports.items()])

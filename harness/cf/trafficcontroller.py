@@ -172,7 +172,8 @@ class TrafficController:
         xff = ws.request.headers.get("X-Forwarded-For", "") if ws.request else ""
         attempt = ws.request.headers.get(ATTEMPT_HEADER) if ws.request else None
         path = ws.request.path if ws.request else ""
-        self.event("stream_open", attempt, path=path, peer=peer, xff=xff)
+        self.event("stream_open", attempt, path=path, peer=peer, xff=xff,
+                   doppler_peers=[up.remote_address[0] for up in upstreams])
         tasks = [asyncio.create_task(self._pump(up, queue)) for up in upstreams]
         tasks += [asyncio.create_task(self._keepalive(ws, attempt)), asyncio.create_task(self._drain_client(ws))]
         try:

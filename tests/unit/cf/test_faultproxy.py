@@ -4,6 +4,7 @@ real loopback TCP connections (no Docker)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -29,6 +30,14 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     yield loop
+
+    async def cancel_the_rest() -> None:
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(cancel_the_rest(), loop).result(5)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
 
@@ -80,7 +89,7 @@ def _roundtrip(sock: socket.socket, data: bytes) -> bytes:
 
 
 def test_version_and_proxy_crud_as_the_client_calls_it(server: Toxiproxy, echo: str) -> None:
-    assert server.version() == VERSION.encode()
+    assert json.loads(server.version()) == {"version": VERSION}  # JSON since Toxiproxy 2.6
     proxy = server.create(upstream=echo, name="p1")
     assert proxy.listen.startswith("127.0.0.1:") and not proxy.listen.endswith(":0")
     assert set(server.proxies()) == {"p1"}
@@ -126,17 +135,14 @@ def test_disable_drops_connections_and_stops_listening(server: Toxiproxy, echo: 
     proxy.enable()
 
 
-def test_reset_peer_on_a_live_connection_sends_rst(server: Toxiproxy, echo: str) -> None:
+def test_reset_peer_sends_rst_to_connections_accepted_under_it(server: Toxiproxy, echo: str) -> None:
+    """Toxiproxy sets SO_LINGER 0 only on connections accepted while a reset_peer toxic exists; it
+    fires on the first chunk in its direction (the conformance suite covers the FIN case)."""
     proxy = server.create(upstream=echo, name="rst")
+    proxy.add_toxic(type="reset_peer", attributes={"timeout": 0})
     with _connect(proxy.listen) as sock:
-        assert _roundtrip(sock, b"x") == b"x"
-        proxy.add_toxic(type="reset_peer", attributes={"timeout": 0})
+        sock.sendall(b"y")
         with pytest.raises(ConnectionResetError):
-            for _ in range(50):
-                if not sock.recv(10):
-                    break
-                time.sleep(0.05)
-            sock.sendall(b"y")
             sock.recv(10)
 
 
@@ -151,7 +157,7 @@ def test_limit_data_closes_after_the_byte_budget(server: Toxiproxy, echo: str) -
         assert got == b"0123456789"
 
 
-def test_timeout_holds_data_then_closes(server: Toxiproxy, echo: str) -> None:
+def test_timeout_swallows_data_then_closes(server: Toxiproxy, echo: str) -> None:
     proxy = server.create(upstream=echo, name="to")
     proxy.add_toxic(type="timeout", stream="upstream", attributes={"timeout": 300})
     with _connect(proxy.listen) as sock:
