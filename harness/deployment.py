@@ -444,7 +444,10 @@ class Deployment:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.topology.fqdn('api')}"
+        # A customer's LB may serve only TLS on 443 (harness.customer): discovery goes there then.
+        lb = self.topology.lb(self.topology.dns["api"])
+        https = not any(lst.port == 80 for lst in lb.listeners) and any(lst.port == 443 for lst in lb.listeners)
+        return f"{'https' if https else 'http'}://{self.topology.fqdn('api')}"
 
     def client_run(self, *args: str, attempt: str | None = None) -> ClientRun:
         """Run the client with a fresh attempt id (or ``attempt``: a re-dial of the same attempt)."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 DRIVERS_DIR = Path(__file__).resolve().parent.parent / "topologies" / "drivers"
 FIELDS = {"name", "description", "image", "template", "protocols", "passes_upgrade", "proxy_protocol",
-          "vars", "config_env", "version_command", "command"}
+          "vars", "config_env", "version_command", "command", "honours_idle_timeout", "default_idle_timeout"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # it becomes part of cell ids and container names
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -44,6 +44,13 @@ class Driver:
     command: tuple[str, ...] = ()
     external: bool = False  # the user's own LB: no container; ``address`` is where clients reach it
     address: str = ""
+    #: The template applies the harness's ``lb.idle_timeout`` (so the artificial lb_idle variants
+    #: can judge it); false: the idle cut is measured at real timing instead.
+    honours_idle_timeout: bool = False
+    #: Seconds an upgraded stream may idle before the LB cuts it when nobody sets it; None: no cut.
+    default_idle_timeout: float | None = None
+    #: A customer config's driver runs only in the topology derived from that config.
+    customer_topology: str = ""
 
     @property
     def local_image(self) -> bool:
@@ -51,6 +58,8 @@ class Driver:
 
     def supports(self, topo: "Topology") -> str | None:
         """Why this driver cannot run the topology's default LBs, or None when it can."""
+        if self.customer_topology and topo.name != self.customer_topology:
+            return f"a customer config runs only in the topology derived from it ({self.customer_topology})"
         for key, wanted in topo.requires.items():
             if getattr(self, key) != wanted:
                 return f"topology requires {key}={wanted}"
@@ -141,11 +150,27 @@ def load(path: Path) -> Driver:
     proxy = data.get("proxy_protocol", [])
     if not isinstance(proxy, list) or not all(p in ("v1", "v2") for p in proxy):
         raise _fail(path, "proxy_protocol", f"is {proxy!r}", "use a list drawn from: v1, v2 (or [])")
-    return Driver(name=name, file=path, description=str(data.get("description", "")),
+    honours, default_idle = _idle_fields(path, data)
+    return Driver(honours_idle_timeout=honours, default_idle_timeout=default_idle,
+                  name=name, file=path, description=str(data.get("description", "")),
                   image=data["image"], template=template, protocols=tuple(protocols),
                   passes_upgrade=bool(data.get("passes_upgrade", False)),
                   proxy_protocol=tuple(proxy), vars=dict(data.get("vars") or {}), config_env=config_env,
                   version_command=_strings(path, data, "version_command"), command=_strings(path, data, "command"))
+
+
+def _idle_fields(path: Path, data: dict[str, Any]) -> tuple[bool, float | None]:
+    """``honours_idle_timeout`` (bool, default false) and ``default_idle_timeout`` (seconds > 0, or
+    null = no idle cut for upgraded streams, the default)."""
+    honours = data.get("honours_idle_timeout", False)
+    if not isinstance(honours, bool):
+        raise _fail(path, "honours_idle_timeout", f"is {honours!r}",
+                    "use true only if the template applies lb.idle_timeout, else false")
+    default = data.get("default_idle_timeout")
+    if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float)) or default <= 0):
+        raise _fail(path, "default_idle_timeout", f"is {default!r}",
+                    "use seconds > 0, or null when the LB never cuts idle upgraded streams")
+    return honours, None if default is None else float(default)
 
 
 def load_all(*extra_dirs: Path) -> dict[str, Driver]:

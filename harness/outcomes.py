@@ -102,8 +102,9 @@ DIAGNOSES: dict[Outcome, str] = {
     Outcome.LOSS_PATTERN: "loss is not the single gap the break explains (several gaps or duplicates)",
     Outcome.FIREHOSE_SPLIT_WRONG: "nozzles sharing a subscription did not split the firehose, or the solo nozzle "
                                   "missed envelopes",
-    Outcome.LB_IP_AS_CLIENT: "TCP mode without PROXY protocol: the router saw the LB's address, so the app's "
-                             "X-Forwarded-For names the LB, not the client",
+    Outcome.LB_IP_AS_CLIENT: "the router saw the LB's address as the client (TCP mode without PROXY protocol, or "
+                             "an HTTP-mode LB that sets no X-Forwarded-For), so the app's X-Forwarded-For names "
+                             "the LB, not the client",
     Outcome.PROXY_IP_AS_CLIENT: "a fault proxy (a TCP hop) sits between client and LB: the LB sees the proxy's "
                                 "address, so X-Forwarded-For starts with it",
     Outcome.XFF_WRONG: "X-Forwarded-For does not start with the client's address",

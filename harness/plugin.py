@@ -57,8 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--topology", default="", help="comma-separated topologies to run (default: all)")
     group.addoption("--driver-dir", action="append", default=[], type=Path,
                     help="extra folder of LB driver files (a vendor's driver); may repeat")
-    group.addoption("--customer-config", type=Path, default=None,
-                    help="a customer's nginx.conf or haproxy.cfg, run as LB driver 'customer'")
+    group.addoption("--customer-config", action="append", default=[], metavar="[doppler=]FILE",
+                    help="a customer's nginx.conf or haproxy.cfg, run as it is in a cell built from its listeners "
+                         "(LB driver 'customer'); 'doppler=FILE' adds a dedicated WebSocket LB; see README")
     group.addoption("--pcap", choices=("failed", "all", "none"), default="failed",
                     help="pcaps of the client and routers per scenario: for failed ones (default), all, none")
     group.addoption("--external-lb", default=None, metavar="ADDRESS",
@@ -77,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "topology(name, driver=None, tc=None, lb_idle=None, faults=()): cells a "
                                        "scenario runs in")
     config.addinivalue_line("markers", "matrix: run in every topology x LB cell")
+    config.addinivalue_line("markers", "idle_measured(tc): cells whose LB idle cut the harness does not set "
+                                       "(customer configs, drivers without honours_idle_timeout)")
     config.addinivalue_line("markers", "scenario: needs Docker; brings up containers")
     config.addinivalue_line("markers", "check(name, column=None): the check a scenario test records (report "
                                        "column: column, else name); shown even if the test errors or skips first")
@@ -120,15 +123,11 @@ def _validated(config: pytest.Config) -> tuple[dict[str, driver_registry.Driver]
     if address:
         drivers["external"] = driver_registry.Driver.external_lb(address)
         config.option.lb = config.getoption("--lb") or "external"
-    if customer:
-        if not Path(customer).is_file():
-            raise pytest.UsageError(f"--customer-config {customer}: no such file; fix: name a customer's nginx.conf "
-                                    "or haproxy.cfg that exists")
-        from harness.customer import driver_from_config
-
-        drivers["customer"] = driver_from_config(Path(customer))
-        config.option.lb = config.getoption("--lb") or "customer"
     topologies = topology_registry.load_all()
+    if customer:
+        from harness.customer.plugin import customer_cell
+
+        customer_cell(config, customer, drivers, topologies)
     for topo in topologies.values():
         topology_registry.check_drivers(topo, drivers)
     if not config.getoption("--lb"):
@@ -277,7 +276,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             tc = tuple(sorted((marker.kwargs.get("tc") or {}).items()))
             faults = tuple(marker.kwargs.get("faults") or ())
             cells += [Cell(name, d, tc, marker.kwargs.get("lb_idle"), faults) for d in candidates
-                      if d in drivers and (fixed or drivers[d].supports(topologies[name]) is None)]
+                      if d in drivers and (fixed or drivers[d].supports(topologies[name]) is None)
+                      and (not marker.kwargs.get("lb_idle") or drivers[d].honours_idle_timeout)]
+    elif metafunc.definition.get_closest_marker("idle_measured"):
+        from harness.customer.plugin import idle_measured_cells
+
+        cells = idle_measured_cells(metafunc.definition.get_closest_marker("idle_measured"), topologies, drivers,
+                                    under_test)
     else:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: uses 'deployment' without a matrix/topology mark")
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.xdist_group(c.id), pytest.mark.scenario]) for c in cells]
@@ -413,12 +418,16 @@ def verdict(request: pytest.FixtureRequest, deployment: Deployment) -> Callable[
     cell: Cell = request.node.stash[CELL]
     interval = float(dict(cell.tc).get("TC_KEEPALIVE_INTERVAL", 15))
     expectations = verdicts.expected(deployment.topology, deployment.drivers, keepalive_interval=interval)
+    if any(deployment.drivers[lb.driver].customer_topology for lb in deployment.topology.load_balancers):
+        expectations = verdicts.expected_for_customer(deployment.topology, expectations)
 
     def check(name: str, seen: Observation, /, *, column: str | None = None, evidence: Evidence | None = None,
               **details: Any) -> None:
         if not isinstance(seen, Observation):  # the vocabulary is closed: no free-form strings
             raise TypeError(f"verdict({name!r}, ...) takes a harness.outcomes.Observation, not {seen!r}")
         exp = expectations[name]
+        if exp.outcome is Outcome.NOT_APPLICABLE:  # e.g. a customer config without the listener the check needs
+            seen = Observation(Outcome.NOT_APPLICABLE, exp.because)
         if evidence is not None:  # the attempt this verdict rests on, and its window
             details = {"attempt": evidence.attempt, "window": [round(evidence.started, 3), round(evidence.ended, 3)],
                        **details}

@@ -100,6 +100,7 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
         out["xff"] = Expectation(Outcome.LB_IP_AS_CLIENT, "TCP mode without PROXY protocol hides the client address")
     if app.outcome == PASS and "client-lb" in topo.faults:
         out["xff"] = Expectation(Outcome.PROXY_IP_AS_CLIENT, "the client<->LB fault proxy is a TCP hop")
+    out["idle_measured"] = expected_idle_measured(ws, driver_of[ws_lb.name])
     return out
 
 
@@ -401,3 +402,65 @@ def classify_shaped_stream(ev: Evidence, applied: str | None) -> Observation:
     if not delivery.get("unique"):
         return Observation(Outcome.INCOMPLETE, "no envelope arrived")
     return Observation(Outcome.PASS, f"{delivery.get('unique')} delivered, {delivery.get('lost')} shed")
+
+
+# ---- the LB's own idle cut, measured at real timing (customer configs, drivers that do not honour
+# lb.idle_timeout) -----------------------------------------------------------------------------------
+
+from harness.customer.model import ELB_DEFAULT_IDLE_S, KEEPALIVE_MARGIN_S, TC_KEEPALIVE_S  # noqa: E402
+
+#: A cut within this many seconds of idle kills streams between the Traffic Controller's pings.
+KEEPALIVE_GUARD_S = TC_KEEPALIVE_S + KEEPALIVE_MARGIN_S
+
+
+def expected_idle_measured(ws: Expectation, driver: Driver) -> Expectation:
+    """What the measured idle cut must show: the stream's own failure first, else the driver's
+    declared default (None: no cut), judged against the Traffic Controller's keepalive."""
+    if ws.outcome != PASS:
+        return ws
+    if driver.customer_topology:  # the customer wants it to work: a short cut shows as a mismatch
+        return Expectation(PASS, "a capable LB does not cut idle streams sooner than the Traffic Controller's "
+                                 "~15 s pings")
+    default = driver.default_idle_timeout
+    if default is not None and default <= KEEPALIVE_GUARD_S:
+        return Expectation(Outcome.IDLE_CUT, f"driver '{driver.name}' cuts idle streams after {default:g} s, "
+                                             f"before the Traffic Controller's next ping (~15 s)")
+    return Expectation(PASS, f"driver '{driver.name}' declares " + ("no idle cut" if default is None else
+                                                                    f"a {default:g} s idle cut") + " (> 15 s pings)")
+
+
+def classify_idle_measured(ev: Evidence, bound: float) -> Observation:
+    """An idle stream the Traffic Controller does not ping, held for at most ``bound`` s: the LB's
+    idle cut is when the TC lost this attempt's connection (no close frame), measured from the
+    stream's open on the TC; judged against the TC's real keepalive (~15 s + round trip)."""
+    if failed := classify_handshake(ev):
+        return failed
+    out, tc = ev.outcome, ev.tc_closed_by()
+    opened = [float(e["ts"]) for e in ev.tc_events("stream_open")]
+    closed = [float(e["ts"]) for e in ev.tc_events("stream_closed")]
+    if out.get("closed_by") == "client":
+        return Observation(PASS, f"no idle cut within {bound:g} s (longer than ELB's {ELB_DEFAULT_IDLE_S:g} s "
+                                 f"default): idle streams outlive the Traffic Controller's ~15 s ping interval")
+    if not (out.get("closed_by") == "server" and tc == "lost" and opened and closed):
+        return Observation(Outcome.CLOSED_UNEXPECTEDLY, f"client {out.get('closed_by')} {out.get('close_code')}, "
+                                                        f"TC saw close by {tc}")
+    cut = closed[0] - opened[0]
+    if cut <= KEEPALIVE_GUARD_S:
+        return Observation(Outcome.IDLE_CUT, f"your LB cuts idle WebSocket streams after {cut:.1f} s; the Traffic "
+                                             f"Controller pings every 15 s: streams die between log bursts")
+    note = "the ELB-like 60 s default" if abs(cut - ELB_DEFAULT_IDLE_S) < 3 else f"{cut:.1f} s"
+    return Observation(PASS, f"LB cuts idle streams after {cut:.1f} s ({note}): the Traffic Controller's ~15 s "
+                             f"pings keep streams alive")
+
+
+def expected_for_customer(topo: Topology, expectations: dict[str, Expectation]) -> dict[str, Expectation]:
+    """A customer's cell: a check whose listener the config lacks is not applicable (naming the
+    port), never an error; the artificial lb_idle variants do not apply (the cut is measured)."""
+    out = dict(expectations)
+    needs = {"xff": ("echo", 80), "xfp": ("echo", 80), "on_wire": ("doppler", 80)}
+    for check, (label, port) in needs.items():
+        if _listener(topo.lb(topo.dns[label]), port) is None:
+            out[check] = Expectation(Outcome.NOT_APPLICABLE, f"your config has no listener on {port}")
+    out["idle"] = Expectation(Outcome.NOT_APPLICABLE, "the harness cannot set a customer config's idle timeout: "
+                                                      "see idle_measured")
+    return out

@@ -63,7 +63,8 @@ class DiscoveryError(Exception):
 def discover(api: str) -> str:
     """The ``doppler_logging_endpoint`` Cloud Controller advertises (what the CLI dials)."""
     try:
-        status, _, body = call(f"{api}/v2/info", headers=tagged(), timeout=10)
+        status, _, body = call(f"{api}/v2/info", headers=tagged(), timeout=10,
+                               context=ssl_context() if api.startswith("https:") else None)
     except OSError as exc:
         raise DiscoveryError(f"{api}/v2/info", None, repr(exc).encode()) from exc
     if status != 200:

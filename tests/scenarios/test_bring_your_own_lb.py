@@ -107,3 +107,39 @@ http {{
             assert xff.split(",")[0].strip() == dep.client_ip()
     finally:
         appliance.stop()
+
+
+# ---- a customer's config as it is: the cell comes from its listeners, failures name their line ----
+
+CORPUS = ROOT / "tests/customer_configs"
+RUNS = [e for e in __import__("yaml").safe_load((CORPUS / "corpus.yaml").read_text()) if "run" in e]
+
+
+@pytest.mark.parametrize("entry", RUNS, ids=[e["file"] for e in RUNS])
+def test_customer_config_runs_in_a_cell_built_from_its_listeners(entry: dict, tmp_path: Path) -> None:
+    """No topology file: the config's own ports. A failure must be the corpus's outcome and be
+    traced to the corpus's line; the idle cut is measured with pings off (bounded at 25 s: more
+    than the 17 s the judgement needs)."""
+    from harness.customer import driver_for, load
+    from harness.customer.cell import topology_for
+    from harness.customer.diagnose import explain
+    from harness.plugin import _CellDeployment
+    from harness.verdicts import classify_idle_measured
+    from tests.scenarios.test_idle_measured import PINGS_OFF, measured_idle_attempt
+
+    config = load(CORPUS / entry["file"])
+    topo = topology_for({"default": ("default", config)}, tmp_path).with_driver("customer")
+    registry = {"customer": driver_for(config, tmp_path / "driver")}
+    want = entry["run"]
+    with _CellDeployment(topo, registry, tc=PINGS_OFF) as dep:
+        seen = {"logs": _stream(dep)}
+        if "idle_measured" in want:
+            seen["idle_measured"] = classify_idle_measured(measured_idle_attempt(dep, bound=25), 25)
+    for check, outcome in want.items():
+        assert seen[check].outcome.value == outcome, (check, seen[check])
+        if outcome != "pass":
+            lines = [f.line() for f in explain(config, check, outcome, (topo.logger_port,))]
+            wanted = [f["at"] for f in entry["findings"]]
+            assert any(line.startswith(w) for line in lines for w in wanted), (lines, wanted)
+    if want.get("idle_measured") == "idle_cut":
+        assert "cuts idle WebSocket streams after 5." in seen["idle_measured"].detail, seen["idle_measured"]

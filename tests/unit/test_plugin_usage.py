@@ -127,3 +127,25 @@ def test_the_plugin_is_registered_once(tmp_path: Path) -> None:
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("PLUGIN registered: <module 'harness.plugin'") == 1, result.stdout
+
+
+def test_customer_config_roles_are_checked(pytester: pytest.Pytester) -> None:
+    conf = pytester.path / "nginx.conf"
+    conf.write_text("events {}\nhttp { server { listen 80; location / { proxy_pass http://10.0.0.1; } } }\n")
+    assert_one_line_usage_error(run(pytester, "--customer-config", f"api={conf}"), "unknown role 'api'", "fix:")
+    assert_one_line_usage_error(run(pytester, "--customer-config", f"doppler={conf}"), "no main LB", "fix:")
+
+
+def test_customer_config_needs_no_topology_and_gets_no_lb_idle_variants(tmp_path: Path) -> None:
+    """The cell comes from the config's listeners; the artificial lb_idle variants (which cannot
+    change a customer's timeouts) are not collected for it, the measured idle cut is."""
+    conf = ROOT / "tests/customer_configs/nginx-80-only.conf"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--customer-config", str(conf),
+                             "--collect-only", "-q", "tests/scenarios/test_matrix.py",
+                             "tests/scenarios/test_idle_timeout.py", "tests/scenarios/test_idle_measured.py"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "test_matrix.py::test_logs[customer-customer]" in result.stdout
+    assert "test_idle_measured.py::test_idle_cut_measured_at_real_timing[customer-customer-keepalive-interval100000]" \
+        in result.stdout
+    assert "lbidle" not in result.stdout and "http-upgrade-" not in result.stdout
