@@ -187,9 +187,9 @@ def main() -> int:
     with Deployment(topo, drivers.load_all()) as dep:
         for _ in range(ROUNDS):
             via_lb.append(stream(dep, "client", f"ws://{topo.fqdn('doppler')}:80"))
-            direct.append(stream(dep, "app", "ws://tc:8081"))
+            direct.append(stream(dep, "app", "ws://tc:8088"))
             paced_lb.append(stream(dep, "client", f"ws://{topo.fqdn('doppler')}:80", rate=PACED))
-            paced_direct.append(stream(dep, "app", "ws://tc:8081", rate=PACED))
+            paced_direct.append(stream(dep, "app", "ws://tc:8088", rate=PACED))
         doppler_rate = [stream(dep, "client", f"ws://{topo.fqdn('doppler')}:80", rate=DOPPLER_RATE)
                         for _ in range(ROUNDS)]
     crowds = [concurrency("http-upgrade", "nginx", 80), concurrency("http-upgrade", "haproxy", 80),

@@ -253,7 +253,8 @@ class Deployment:
             steps.append(lambda: self._start_fault("fp-doppler", "cf", ["fp-doppler"], {8082: "doppler:8082"}))
             doppler = "ws://fp-doppler:8082"
         steps.append(lambda: self._start("tc", "tc", cf_img, ["tc"], env={
-            "TC_CC_URL": "http://cc:9022", "TC_UAA_URL": "http://cc:9022", "TC_DOPPLER_URLS": doppler, **self.tc_env()}))
+            "TC_CC_URL": "http://cc:9022", "TC_UAA_URL": "http://cc:9022", "TC_DOPPLER_URLS": doppler,
+            "TC_TLS_PEM": self.pki.tc_pem, **self.tc_env()}))
         tc = "tc:8081"
         if "router-tc" in self.faults:
             steps.append(lambda: self._start_fault("fp-tc", "cf", ["fp-tc"], {8081: "tc:8081"}))
@@ -278,7 +279,10 @@ class Deployment:
         behind_fault = "lb-router" in self.faults
         self._start(f"router-{i}", "router", cf_img, ["router"], env={
             "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes), "ROUTER_TLS_PEM": self.pki.server_pem,
-            "ROUTER_PROXY_PROTOCOL": str(self.topology.router_proxy_protocol).lower()},
+            "ROUTER_PROXY_PROTOCOL": str(self.topology.router_proxy_protocol).lower(),
+            # router -> TC over TLS, checking the SAN cf-deployment registers for TC's route
+            "ROUTER_BACKEND_TLS": json.dumps({self.topology.fqdn("doppler"): self.topology.fqdn("doppler")}),
+            "ROUTER_BACKEND_CA": self.pki.ca_pem},
             aliases=[f"router-{i}-up"] if behind_fault else None, alias_self=not behind_fault,
             publish=ROUTER_PORTS if external else (), host_ports=external_router_ports(i) if external else None)
         if behind_fault:  # the LB dials router-<i>, which is now the fault proxy in front of it

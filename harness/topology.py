@@ -143,9 +143,20 @@ def _listeners(r: _Reader, raw: Any, path: str) -> tuple[Listener, ...]:
         backend = r.port(item, "backend_port", p, 80)
         if backend not in (80, 443):
             raise r.fail(f"{p}.backend_port", f"routers listen on 80 and 443, not {backend}", "use 80 or 443")
-        out.append(Listener(port, r.choice(item, "protocol", p, PROTOCOLS), r.get(item, "tls", p, bool, False),
-                            backend))
+        listener = Listener(port, r.choice(item, "protocol", p, PROTOCOLS), r.get(item, "tls", p, bool, False),
+                            backend)
+        _check_tls_not_wrapped_twice(r, listener, p)
+        out.append(listener)
     return tuple(out)
+
+
+def _check_tls_not_wrapped_twice(r: _Reader, listener: Listener, path: str) -> None:
+    """A TCP listener that terminates TLS passes the decrypted bytes on; the routers' 443 listener
+    expects a TLS handshake, so ``tcp`` + ``tls`` + ``backend_port: 443`` would wrap TLS twice."""
+    if listener.protocol == "tcp" and listener.tls and listener.backend_port == 443:
+        raise r.fail(f"{path}.backend_port", "a tcp listener with tls: true decrypts, then sends plain bytes to the "
+                     "routers' TLS port 443 (TLS inside TLS)",
+                     "use backend_port: 80 to terminate TLS at the LB, or drop tls: true to pass TLS through to 443")
 
 
 def _load_balancers(r: _Reader, raw: Any) -> tuple[LoadBalancer, ...]:

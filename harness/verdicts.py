@@ -94,6 +94,11 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     else:
         out["idle"] = Expectation(Outcome.IDLE_CUT, f"pings every {keepalive_interval:g} s >= LB idle timeout "
                                               f"{ws_lb.idle_timeout:g} s")
+    # The noaa-faithful client: Go's TCP keepalive draws the LB's RST 15-30 s after a reset.
+    out["rst_keepalive"] = ws if ws.outcome != PASS else Expectation(
+        PASS, "noaa's Go-default TCP keepalive (15 s) draws a RST from the LB; noaa re-dials")
+    # PROXY v1 on the routers' TLS listener (gorouter: TLS inside PROXY), dialled on 443 directly.
+    out["proxy_v1_tls"] = _through(topo, driver_of, "doppler", 443, websocket=True)
     lb = topo.lb(topo.dns["echo"])
     listener = _listener(lb, 80)
     if app.outcome == PASS and listener and listener.protocol == "tcp" and lb.proxy_protocol == "none":
@@ -127,6 +132,9 @@ HANDSHAKE_RULES: tuple[Rule, ...] = (
     # The router's own record of this attempt: a 400 to bytes that began with a PROXY header (the
     # discovery request meets it first when /v2/info goes through the same listener).
     (Outcome.PROXY_HEADER_REJECTED, lambda ev: _status(ev) == 400 and ev.proxy_header_rejected()),
+    # On the routers' TLS listener the same header breaks the TLS handshake (no HTTP answer); the
+    # router's record is bound to this attempt by the client address the PROXY line names.
+    (Outcome.PROXY_HEADER_REJECTED, lambda ev: _kind(ev) == "handshake_failed" and ev.proxy_header_broke_tls()),
     (Outcome.DISCOVERY_FAILED, lambda ev: _kind(ev) == "discovery"),
     (Outcome.DNS_FAILED, lambda ev: _kind(ev) == "dns"),
     (Outcome.DIAL_REFUSED, lambda ev: _kind(ev) == "connect_refused"),
@@ -464,3 +472,25 @@ def expected_for_customer(topo: Topology, expectations: dict[str, Expectation]) 
     out["idle"] = Expectation(Outcome.NOT_APPLICABLE, "the harness cannot set a customer config's idle timeout: "
                                                       "see idle_measured")
     return out
+
+
+def classify_rst_keepalive(ev: Evidence) -> Observation:
+    """A RST injected toward the LB under noaa's Stream (``--retries``, Go's TCP keepalive): the
+    client must learn of the dead stream itself (a break ending in 1006, the kernel's reset), re-dial
+    and get envelopes again; a client that never learns is ``half_open``."""
+    if failed := classify_handshake(ev):
+        return failed
+    if not ev.extra.get("injected"):
+        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the injector sent no RST")
+    breaks, delivery = ev.outcome.get("breaks") or [], ev.client.get("delivery") or {}
+    if not breaks:
+        tc = ev.tc_closed_by()
+        if tc in ("lost", "tc"):
+            return Observation(Outcome.HALF_OPEN, f"TC's end closed ({tc}); the client never learned")
+        return Observation(Outcome.RST_IGNORED, f"no break; TC saw close by {tc}")
+    first = breaks[0]
+    before = int(first.get("received_so_far") or 0)
+    if int(delivery.get("unique") or 0) <= before:
+        return Observation(Outcome.NOT_RECOVERED, f"break at {first.get('at_s')} s, nothing after it")
+    return Observation(Outcome.PASS, f"learned at {first.get('at_s')} s ({first.get('transport_error')}, "
+                                     f"close {first.get('close_code')}); lost {delivery.get('lost_ranges')}")

@@ -61,6 +61,12 @@ class Evidence:
         return any(r.get("status") == 400 and (r.get("proxy_v2_signature") or r.get("proxy_v1_line"))
                    for r in self.routers)
 
+    def proxy_header_broke_tls(self) -> bool:
+        """A router's TLS listener failed the handshake on bytes that began with a PROXY header it
+        does not read (gorouter without ``enable_proxy``: no HTTP answer, the connection closes)."""
+        return any(r.get("tls_handshake_failed") and (r.get("proxy_v2_signature") or r.get("proxy_v1_line"))
+                   for r in self.routers)
+
     def upgrades(self) -> list[dict[str, Any]]:
         """Router records of this attempt whose handshake was answered 101, oldest first."""
         return sorted((r for r in self.routers if r.get("status") == 101), key=lambda r: r["ts"])
@@ -92,14 +98,18 @@ class Witness:
         code, out = target.exec(["curl", "-sf", url])
         return list(json.loads(out)) if code == 0 else []
 
-    def router_records(self, attempt: str, started: float, ended: float) -> list[dict[str, Any]]:
+    def router_records(self, attempt: str, started: float, ended: float,
+                       sources: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """The routers' records of ``attempt``, and of connections whose PROXY line names one of
+        ``sources`` (the attempt's own local ``ip:port``s: a TLS handshake the router failed)."""
+        query = f"attempt={attempt}" + "".join(f"&source={s}" for s in sources)
         seen: list[dict[str, Any]] = []
         for i in range(self.dep.topology.router_count):
-            seen += self._json(f"router-{i}", f"http://127.0.0.1:8080/requests?attempt={attempt}")
+            seen += self._json(f"router-{i}", f"http://127.0.0.1:8080/requests?{query}")
         return sorted(within(seen, started, ended), key=lambda r: r["ts"])
 
     def tc_events(self, attempt: str, started: float, ended: float) -> list[dict[str, Any]]:
-        events = self._json("tc", f"http://127.0.0.1:8081/harness/events?attempt={attempt}")
+        events = self._json("tc", f"http://127.0.0.1:8088/harness/events?attempt={attempt}")
         return sorted(within(events, started, ended), key=lambda e: e["ts"])
 
     def evidence(self, run: "ClientRun", result: dict[str, Any], *, settle: float = 2.0, **extra: Any) -> Evidence:
@@ -113,8 +123,10 @@ class Witness:
             if opened <= sum(e["event"] == "stream_closed" for e in events) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
+        sources = tuple((result.get("outcome") or {}).get("local_addresses") or ())
         return Evidence(run.attempt, run.started, ended, result,
-                        tuple(self.router_records(run.attempt, run.started, ended)), tuple(events), dict(extra))
+                        tuple(self.router_records(run.attempt, run.started, ended, sources)), tuple(events),
+                        dict(extra))
 
     def streams(self, node: str, run: "ClientRun", *, wait: float = 5.0) -> list[wire.TcpStream]:
         """TCP streams captured in ``node``'s namespace that carry this attempt's header, waiting (at

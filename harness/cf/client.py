@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from harness.cf.httpcall import call
 from harness.protocol import envelope, multipart
 from harness.protocol.delivery import DeliveryLedger
+from harness.protocol.retry import Backoff, retryable
 
 
 #: Every request of one attempt carries this header; routers, the Traffic Controller and the apps record
@@ -43,7 +44,33 @@ def tagged(headers: dict[str, str] | None = None) -> dict[str, str]:
 
 
 DIAL_TIMEOUT = 5.0  # TCP connect (Go's dialer in noaa has no shorter bound; the CLI's is 30 s)
-OPEN_TIMEOUT = 10.0  # WebSocket handshake after TCP connected
+#: noaa's gorilla Dialer ``HandshakeTimeout: internal.Timeout`` (10 s; cloudfoundry/noaa
+#: ``consumer/consumer.go``, ``consumer/internal/timeout.go``): TLS plus the HTTP upgrade.
+OPEN_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class TcpKeepalive:
+    """The TCP keepalive noaa's sockets get. noaa dials with ``net.Dial`` (cloudfoundry/noaa
+    ``consumer/async.go`` proxyDial), a zero ``net.Dialer``, whose keepalive is on by default:
+    idle 15 s, interval 15 s, 9 probes (golang/go ``src/net/dial.go`` defaultTCPKeepAliveIdle,
+    defaultTCPKeepAliveInterval, defaultTCPKeepAliveCount). ``idle == 0``: keepalive off."""
+
+    idle: float = 15.0
+    interval: float = 15.0
+    count: int = 9
+
+    def apply(self, sock: socket.socket) -> None:
+        if self.idle <= 0:
+            return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, round(self.idle)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, round(self.interval)))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self.count)
+
+
+#: Set from ``--tcp-keepalive`` (Go's default unless a test turns it off as a control).
+KEEPALIVE = TcpKeepalive()
 
 
 def ssl_context() -> ssl.SSLContext:
@@ -108,6 +135,7 @@ async def dial(host: str, port: int, timeout: float) -> socket.socket:
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setblocking(False)
+    KEEPALIVE.apply(sock)
     try:
         await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
     except ConnectionRefusedError as exc:
@@ -139,53 +167,76 @@ class StreamOutcome:
     undecodable: int = 0
     connect_ms: float | None = None
     breaks: list[dict[str, object]] = field(default_factory=list)  # streams lost and re-dialled
+    #: the kernel's error behind a 1006 (ConnectionResetError: a RST, e.g. drawn by a keepalive probe;
+    #: TimeoutError: keepalive probes unanswered), None when the close had another cause
+    transport_error: str | None = None
+    #: this attempt's local TCP endpoints ("ip:port"): what a PROXY header written for it names
+    local_addresses: list[str] = field(default_factory=list)
+    #: seconds from the start of the run until the client learned the stream was gone
+    closed_at_s: float | None = None
 
 
 async def consume_retrying(url: str, token: str, ledger: DeliveryLedger, *, duration: float, settle: float,
                            stop_when_complete: bool, seqs: list[int] | None, retries: int) -> StreamOutcome:
-    """noaa's retry policy: on a broken stream wait 0.5 s, doubling (capped here at 4 s), and re-dial.
+    """noaa's ``Stream``/``Firehose`` (``harness.protocol.retry``): after any failure, a broken or
+    ended stream or a refused handshake alike, wait (500 ms doubling to 60 s, reset by each
+    successful connect) and dial again, at most ``retries`` times (0: noaa's ``*WithoutReconnect``).
 
     Sequence numbers keep counting across attempts, so the gap a break causes shows up as lost
     ranges in the ledger.
     """
     began = time.monotonic()
     breaks: list[dict[str, object]] = []
-    delay, redials = 0.5, 0
+    backoff, redials, addresses = Backoff(), 0, []
     while True:
         outcome = await consume(url, token, ledger, duration=duration - (time.monotonic() - began), settle=settle,
-                                stop_when_complete=stop_when_complete, seqs=seqs)
-        broken = outcome.closed_by == "server" or (outcome.error_kind or "").startswith(("connect_", "handshake_t"))
-        if broken and outcome.connected:  # a stream that was up and broke; recorded even with no retries left
+                                stop_when_complete=stop_when_complete, seqs=seqs, began=began)
+        addresses += outcome.local_addresses
+        if outcome.connected:
+            backoff.connected()  # noaa's on-connect callback resets the sleep
+        ended = outcome.closed_by == "server" or outcome.error_kind is not None
+        if ended and outcome.connected:  # a stream that was up and broke; recorded even with no retries left
             breaks.append({"at_s": round(time.monotonic() - began, 3), "close_code": outcome.close_code,
-                           "error": outcome.error, "received_so_far": ledger.received})
+                           "error": outcome.error, "transport_error": outcome.transport_error,
+                           "received_so_far": ledger.received})
             emit("break", **breaks[-1])
-        elif broken and breaks:  # a re-dial that failed
+        elif ended and breaks:  # a re-dial that failed
             breaks[-1]["failed_redials"] = int(breaks[-1].get("failed_redials", 0)) + 1  # type: ignore[call-overload]
+            breaks[-1].setdefault("redial_errors", []).append(  # type: ignore[union-attr]
+                outcome.handshake_status or outcome.error_kind)
+        delay = backoff.current
         left = duration - (time.monotonic() - began)
-        if not broken or redials >= retries or left <= delay or (stop_when_complete and ledger.complete):
-            outcome.breaks = breaks
+        if (not ended or not retryable(outcome.error_kind) or redials >= retries or left <= delay
+                or (stop_when_complete and ledger.complete)):
+            outcome.breaks, outcome.local_addresses = breaks, addresses
             return outcome
         redials += 1
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 4.0)
+        await asyncio.sleep(backoff.failed())
 
 
 async def consume(url: str, token: str, ledger: DeliveryLedger, *, duration: float, settle: float,
-                  stop_when_complete: bool, seqs: list[int] | None = None) -> StreamOutcome:
-    """Read one stream until complete, idle for ``settle`` s after data, ``duration`` s, or closed."""
+                  stop_when_complete: bool, seqs: list[int] | None = None, began: float | None = None) -> StreamOutcome:
+    """Read one stream until complete, idle for ``settle`` s after data, ``duration`` s, or closed
+    (``began``: the run's start, from which ``closed_at_s`` counts)."""
     outcome = StreamOutcome(url)
     origin = url.replace("wss://", "https://").replace("ws://", "http://").split("/", 3)
     parts = urlsplit(url)
-    began = time.monotonic()
+    run_began, began = began, time.monotonic()
+    if parts.scheme not in ("ws", "wss"):  # noaa: NonRetryError "Invalid scheme"
+        outcome.error, outcome.error_kind = f"Invalid scheme '{parts.scheme}'", "bad_scheme"
+        return outcome
     try:
         sock = await dial(parts.hostname or "", parts.port or (443 if parts.scheme == "wss" else 80), DIAL_TIMEOUT)
+        outcome.local_addresses.append("%s:%d" % sock.getsockname()[:2])
         async with connect(url, sock=sock, additional_headers=tagged({"Authorization": token}),
                            origin="/".join(origin[:3]),  # type: ignore[arg-type]
                            ssl=ssl_context() if url.startswith("wss") else None, max_size=None,
                            open_timeout=OPEN_TIMEOUT, ping_interval=None, compression=None) as ws:
-            outcome.connected, outcome.connect_ms = True, round((time.monotonic() - began) * 1000, 1)
+            outcome.connected = True
+            outcome.connect_ms = round((time.monotonic() - began) * 1000, 1)
             emit("connected", url=url, connect_ms=outcome.connect_ms)
             await _read(ws, ledger, outcome, duration - (time.monotonic() - began), settle, stop_when_complete, seqs)
+            outcome.closed_at_s = round(time.monotonic() - (run_began or began), 3)
     except DialError as exc:
         outcome.error, outcome.error_kind = f"dial: {exc}", exc.kind
     except InvalidStatus as exc:
@@ -220,6 +271,8 @@ async def _read(ws, ledger: DeliveryLedger, outcome: StreamOutcome, budget: floa
             outcome.close_code = rcvd.code if rcvd else 1006
             outcome.close_reason = rcvd.reason if rcvd else ""
             outcome.closed_by = "server"
+            cause = exc.__cause__ or exc.__context__
+            outcome.transport_error = type(cause).__name__ if isinstance(cause, OSError) else None
             return
         got_data = True
         try:
@@ -420,7 +473,9 @@ def main(argv: list[str]) -> None:
         p.add_argument("--expect", type=int, default=0, help="sequence numbers 0..N-1 the emitter sends")
         p.add_argument("--settle", type=float, default=0, help="stop after this many idle seconds once data came")
         p.add_argument("--print-seqs", action="store_true")
-        p.add_argument("--retries", type=int, default=0, help="re-dial a broken stream this many times (noaa: 1000)")
+        p.add_argument("--retries", type=int, default=0,
+                       help="re-dial after any failure this many times, with noaa's back-off (0: noaa's "
+                            "*WithoutReconnect; noaa's Stream/Firehose retry without limit)")
     mute = sub.add_parser("mute")
     mute.set_defaults(func=cmd_mute)
     mute.add_argument("--app", default="")
@@ -446,5 +501,11 @@ def main(argv: list[str]) -> None:
     http.set_defaults(func=cmd_http)
     http.add_argument("url")
     http.add_argument("--header", action="append", default=[])
+    for p in (sub.choices["logs"], sub.choices["firehose"]):
+        p.add_argument("--tcp-keepalive", type=float, default=TcpKeepalive.idle,
+                       help="TCP keepalive idle and interval in s, Go's default 15; 0 turns it off (a control)")
     args = parser.parse_args(argv)
+    if hasattr(args, "tcp_keepalive"):
+        global KEEPALIVE
+        KEEPALIVE = TcpKeepalive(args.tcp_keepalive, args.tcp_keepalive)
     args.func(args)

@@ -2,9 +2,10 @@
 
 Routes on Host (port ignored), passes WebSocket upgrades through and then copies bytes both ways,
 rewrites forwarding headers like gorouter, answers with gorouter's error format, reads an optional
-PROXY v1 header (waiting at most 100 ms) when enabled, and serves ``/health`` on a status port.
-``GET /requests`` on the status port lists what the router received: the harness's witness of
-what the LB forwarded.
+PROXY v1 header (waiting at most 100 ms) when enabled, on the TLS listener too (TLS inside PROXY),
+dials TLS backends (the Traffic Controller) checking their SAN, and serves ``/health`` on a status
+port. ``GET /requests`` on the status port lists what the router received: the harness's witness
+of what the LB forwarded (``?attempt=``, and ``&source=ip:port`` for failed TLS handshakes).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import collections
 import json
 import os
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -22,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
+from harness.cf import proxytls
 from harness.cf.settings import env_json, log_event
 from harness.cf.streams import HeadTooLarge, parse_request, parse_status, raw_headers, read_head, render_head, splice
 from harness.protocol import headers as hdr
@@ -44,9 +47,30 @@ def error_response(status: int, router_error: str, message: str) -> bytes:
     return head + body
 
 
+def backend_tls_failure(exc: ssl.SSLError) -> tuple[int, str]:
+    """gorouter's answer when the TLS handshake to a backend fails: 503 for a certificate whose SAN
+    is not the route's ``server_cert_domain_san``, 526 for an untrusted one, 525 for any other
+    handshake failure, each with ``X-Cf-Routererror: endpoint_failure`` (cloudfoundry/gorouter
+    ``proxy/round_tripper/error_handler.go``, ``proxy/fails/classifier_group.go``)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        if exc.verify_code == HOSTNAME_MISMATCH:
+            return 503, f"endpoint_failure (backend hostname mismatch: {exc.verify_message})"
+        return 526, f"endpoint_failure (untrusted certificate: {exc.verify_message})"
+    return 525, f"endpoint_failure (TLS handshake: {exc.reason})"
+
+
+#: X509_V_ERR_HOSTNAME_MISMATCH, as Python's ssl module reports it
+HOSTNAME_MISMATCH = 62
+
+
 class Router:
-    def __init__(self, name: str, routes: dict[str, str], proxy_protocol: bool) -> None:
+    def __init__(self, name: str, routes: dict[str, str], proxy_protocol: bool,
+                 backend_tls: dict[str, str] | None = None, backend_ca: str | None = None) -> None:
         self.name, self.routes, self.proxy_protocol = name, routes, proxy_protocol
+        #: host -> the SAN its backend's certificate must carry (route_registrar's
+        #: ``server_cert_domain_san``); those backends are dialled over TLS and checked
+        self.backend_tls = backend_tls or {}
+        self.backend_context = ssl.create_default_context(cadata=backend_ca) if backend_ca else None
         self.seen: collections.deque[dict[str, object]] = collections.deque(maxlen=5000)
 
     async def _proxy_header(self, reader: asyncio.StreamReader) -> tuple[bytes, pp.ProxyHeader | None]:
@@ -91,10 +115,33 @@ class Router:
                      b"Connection: close\r\n\r\n400 Bad Request")
         await writer.drain()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool = False) -> None:
+    def tls_failed(self, peer_ip: str, first: bytes, error: str) -> None:
+        """A connection to the TLS listener that never got to HTTP: its first bytes say why (a PROXY
+        line the router does not read, a v2 signature). The attempt id sits inside the TLS it never
+        reached, so the record names the client a PROXY v1 line carries (``proxy_source``), which
+        the client reports as its own local address."""
+        source = None
+        if first.startswith(pp.PREFIX) and b"\r\n" in first:
+            parts = first.split(b"\r\n", 1)[0].decode("ascii", errors="replace").split(" ")
+            source = f"{parts[2]}:{parts[4]}" if len(parts) == 6 else None
+        record: dict[str, object] = {
+            "router": self.name, "ts": time.time(), "peer": peer_ip, "tls": True, "status": None,
+            "tls_handshake_failed": error, "first_bytes": first[:64].hex(),
+            "proxy_v2_signature": first.startswith(pp.V2_SIGNATURE), "proxy_v1_line": first.startswith(pp.PREFIX),
+            "proxy_source": source, "attempt": None, "path": None, "upgrade": None}
+        self.seen.append(record)
+        log_event("router", "tls_handshake_failed", **record)
+
+    async def handle_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         proxy: pp.ProxyHeader | None) -> None:
+        """A connection of the TLS listener, TLS done; ``proxy``: the PROXY header read before TLS."""
+        await self.handle(reader, writer, tls=True, proxy=proxy)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool = False,
+                     proxy: pp.ProxyHeader | None = None) -> None:
         peer_ip = writer.get_extra_info("peername")[0]
         try:
-            await self._handle(reader, writer, peer_ip, tls)
+            await self._handle(reader, writer, peer_ip, tls, proxy)
         except (EOFError, ConnectionError, OSError):
             pass
         except pp.ProxyProtocolError as exc:
@@ -103,11 +150,10 @@ class Router:
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str,
-                      tls: bool) -> None:
-        # PROXY is read on the plain listener only: on the TLS listener the header would sit
-        # outside TLS, which this stand-in does not unwrap (see README, "Known gaps").
+                      tls: bool, tls_proxy: pp.ProxyHeader | None = None) -> None:
+        # On the TLS listener the PROXY line comes before TLS and was read there (harness.cf.proxytls).
         use_proxy = self.proxy_protocol and not tls
-        buffered, proxy = await self._proxy_header(reader) if use_proxy else (b"", None)
+        buffered, proxy = await self._proxy_header(reader) if use_proxy else (b"", tls_proxy)
         client_ip = proxy.source_ip if proxy else peer_ip
         # Go's net/http answers a malformed request with a bare 400 and closes.
         try:
@@ -142,9 +188,16 @@ class Router:
                                       now_ms=int(time.time() * 1000))
         record["forwarded_headers"] = outgoing
         backend_host, backend_port = backend.rsplit(":", 1)
+        san = self.backend_tls.get(host)
+        tls_options = {"ssl": self.backend_context, "server_hostname": san} if san else {}
         try:
             up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(backend_host, int(backend_port)), DIAL_TIMEOUT)
+                asyncio.open_connection(backend_host, int(backend_port), **tls_options), DIAL_TIMEOUT)
+        except ssl.SSLError as exc:
+            record["status"], router_error = backend_tls_failure(exc)
+            writer.write(error_response(int(record["status"]), router_error,  # type: ignore[call-overload]
+                                        "Registered endpoint failed to handle the request."))
+            return await writer.drain()
         except (OSError, TimeoutError) as exc:
             record["status"] = 502
             writer.write(error_response(502, f"endpoint_failure ({exc!r})", "Registered endpoint failed to handle the request."))
@@ -176,8 +229,10 @@ def serve_status(router: Router, port: int) -> None:
             if self.path == "/health":
                 body, ctype = b"ok\n", "text/plain; charset=utf-8"
             elif self.path.startswith("/requests"):
-                wanted = parse_qs(urlsplit(self.path).query).get("attempt")
-                records = [r for r in list(router.seen) if not wanted or r.get("attempt") in wanted]
+                query = parse_qs(urlsplit(self.path).query)
+                wanted, sources = query.get("attempt"), query.get("source") or []
+                records = [r for r in list(router.seen) if not wanted or r.get("attempt") in wanted
+                           or (r.get("proxy_source") and r.get("proxy_source") in sources)]
                 body, ctype = json.dumps(records).encode(), "application/json"
             else:
                 self.send_response(404)
@@ -199,22 +254,20 @@ def serve_status(router: Router, port: int) -> None:
 
 async def main() -> None:
     router = Router(os.environ.get("ROUTER_NAME", "router"), env_json("ROUTER_ROUTES", {}),  # type: ignore[arg-type]
-                    os.environ.get("ROUTER_PROXY_PROTOCOL", "false") == "true")
+                    os.environ.get("ROUTER_PROXY_PROTOCOL", "false") == "true",
+                    env_json("ROUTER_BACKEND_TLS", {}), os.environ.get("ROUTER_BACKEND_CA"))  # type: ignore[arg-type]
     port, status_port = int(os.environ.get("ROUTER_PORT", "80")), int(os.environ.get("ROUTER_STATUS_PORT", "8080"))
     serve_status(router, status_port)
     servers = [await asyncio.start_server(router.handle, "0.0.0.0", port)]
     tls_port = None
     if pem := os.environ.get("ROUTER_TLS_PEM"):
-        import functools
-        import ssl
-
         with open("/tmp/router.pem", "w") as fh:
             fh.write(pem)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain("/tmp/router.pem")
         tls_port = int(os.environ.get("ROUTER_TLS_PORT", "443"))
-        servers.append(await asyncio.start_server(functools.partial(router.handle, tls=True), "0.0.0.0", tls_port,
-                                                  ssl=ctx))
+        tls_server = proxytls.serve(tls_port, ctx, proxy_protocol=router.proxy_protocol, handler=router.handle_tls,
+                                    failed=router.tls_failed)
     log_event("router", "listening", port=port, tls_port=tls_port, status_port=status_port, routes=router.routes,
               proxy_protocol=router.proxy_protocol)
-    await asyncio.gather(*(server.serve_forever() for server in servers))
+    await asyncio.gather(*(server.serve_forever() for server in servers), *([tls_server] if tls_port else []))

@@ -3,8 +3,9 @@
 Routes: ``/apps/{guid}/stream``, ``/firehose/{sub_id}`` (WebSocket) and ``/apps/{guid}/recentlogs``
 (multipart, historical). Auth runs before the handshake checks, as TC's middleware does. Each
 envelope is one binary message; keepalive pings close with 1008 when no pong comes back in time; a
-consumer that cannot take an envelope within the slow-consumer timeout is cut with 1000.
-Listens in plain HTTP (real TC is TLS-only behind gorouter; see the README).
+consumer that cannot take an envelope within the slow-consumer timeout is cut with 1000. Doppler
+is subscribed before the upgrade checks (503 when that fails), and the 1000-envelope buffer blocks.
+Listens with TLS when given a certificate (as real TC, which is TLS-only behind gorouter).
 """
 
 from __future__ import annotations
@@ -139,19 +140,37 @@ class TrafficController:
         if denial:
             self.event("denied", attempt, path=path, status=denial.status)
             return _respond(denial.status, denial.body, denial.headers)
+        # Real TC subscribes to Doppler before gorilla's upgrade checks run, and answers 503 when that
+        # fails: with Doppler unreachable even a request whose Upgrade was stripped gets 503
+        # (cloudfoundry/loggregator-release src/trafficcontroller/internal/proxy/stream_handler.go,
+        # firehose_handler.go).
+        try:
+            upstreams = await self._subscribe(subscribe)
+        except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
+            self.event("subscribe_failed", attempt, path=path, error=repr(exc))
+            return _respond(503, b"")
         headers = list(request.headers.raw_items())
         if rejection := handshake.check_upgrade("GET", headers):
             self.event("handshake_rejected", attempt, path=path, status=rejection.status, reason=rejection.reason,
                        headers=headers)
+            for up in upstreams:
+                await up.close()
             return _respond(rejection.status, rejection.body, rejection.headers)
-        try:
-            self.upstreams[id(ws)] = [await connect(f"{url}/subscribe?{subscribe}", max_size=None,
-                                                    ping_interval=None, open_timeout=5)
-                                      for url in self.doppler_urls]
-        except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
-            self.event("subscribe_failed", attempt, path=path, error=repr(exc))
-            return _respond(503, b"")
+        self.upstreams[id(ws)] = upstreams
         return None
+
+    async def _subscribe(self, query: str) -> list[ClientConnection]:
+        """One subscription per Doppler; those already opened are closed if a later one fails."""
+        opened: list[ClientConnection] = []
+        try:
+            for url in self.doppler_urls:
+                opened.append(await connect(f"{url}/subscribe?{query}", max_size=None, ping_interval=None,
+                                            open_timeout=5))
+        except BaseException:
+            for up in opened:
+                await up.close()
+            raise
+        return opened
 
     async def _recent(self, app_id: str, token: str | None) -> Response:
         if denial := await self._app_denial(app_id, token):
@@ -187,11 +206,12 @@ class TrafficController:
                 await up.close()
 
     async def _pump(self, upstream: ClientConnection, queue: asyncio.Queue[bytes]) -> None:
-        """Doppler -> per-connection buffer of 1000 that drops the oldest entry (TC's diode)."""
+        """Doppler -> per-connection buffer of 1000 that blocks when full: TC sheds nothing, it stops
+        reading, and the back-pressure reaches Doppler, whose per-subscription buffer drops the
+        oldest (cloudfoundry/loggregator-release src/plumbing/grpc_connector.go: a buffered channel
+        of 1000, written with a blocking send)."""
         async for message in upstream:
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(message)  # type: ignore[arg-type]
+            await queue.put(message)  # type: ignore[arg-type]
 
     async def _write(self, ws: ServerConnection, queue: asyncio.Queue[bytes], peer: str, xff: str,
                      attempt: str | None) -> None:
@@ -253,8 +273,23 @@ async def main() -> None:
         doppler_urls=os.environ.get("TC_DOPPLER_URLS", "ws://doppler:8082").split(","),
         timings=Timings.from_env(),
     )
-    port = int(env_float("TC_PORT", 8081))
-    async with serve(tc.handle, "0.0.0.0", port, process_request=tc.process_request, ping_interval=None,
-                     max_size=None, server_header=None):
-        log_event("tc", "listening", port=port, timings=tc.timings.__dict__)
+    port, harness_port = int(env_float("TC_PORT", 8081)), int(env_float("TC_HARNESS_PORT", 8088))
+    # Real TC listens with TLS only (``ServeTLS`` on 8081; loggregator-release
+    # src/trafficcontroller/app/traffic_controller.go); gorouter reaches it over TLS and checks the
+    # SAN cf-deployment registers (``server_cert_domain_san: doppler.<system domain>``). With
+    # TC_TLS_PEM set this listener is TLS; the harness's own reads (events, direct benchmarks) use a
+    # plain side port that no router is routed to.
+    context = None
+    if pem := os.environ.get("TC_TLS_PEM"):
+        import ssl
+
+        with open("/tmp/tc.pem", "w") as fh:
+            fh.write(pem)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain("/tmp/tc.pem")
+    options = {"process_request": tc.process_request, "ping_interval": None, "max_size": None, "server_header": None}
+    async with serve(tc.handle, "0.0.0.0", port, ssl=context, **options), \
+            serve(tc.handle, "0.0.0.0", harness_port, **options):
+        log_event("tc", "listening", port=port, tls=context is not None, harness_port=harness_port,
+                  timings=tc.timings.__dict__)
         await asyncio.Future()

@@ -40,6 +40,9 @@ PLAIN_GET = {"router": "router-0", "ts": 101.0, "path": f"/apps/{GUID}/stream", 
 UPGRADED = {**PLAIN_GET, "upgrade": True, "status": 101}
 V2_BYTES = {"router": "router-0", "ts": 101.0, "path": None, "status": 400, "proxy_v2_signature": True,
             "proxy_v1_line": False, "attempt": "a1"}
+V1_BEFORE_TLS = {"router": "router-0", "ts": 101.0, "path": None, "status": None, "tls": True,
+                 "tls_handshake_failed": "tls_handshake: SSLError('wrong version number')", "proxy_v1_line": True,
+                 "proxy_v2_signature": False, "proxy_source": "10.0.0.2:40000", "attempt": None}
 TC_REJECTED = {"event": "handshake_rejected", "status": 400, "attempt": "a1", "ts": 101.0}
 
 
@@ -77,6 +80,13 @@ CASES: list[tuple[str, Callable[[], Observation], Outcome]] = [
                                   routers=(V2_BYTES,)), 1), Outcome.PROXY_HEADER_REJECTED),
     ("handshake broke off", lambda: v.classify_stream(ev({"connected": False, "error_kind": "handshake_failed"}), 1),
      Outcome.HANDSHAKE_FAILED),
+    ("PROXY v1 line before TLS on a router that does not read it",
+     lambda: v.classify_stream(ev({"connected": False, "error_kind": "handshake_failed"}, routers=(V1_BEFORE_TLS,)), 1),
+     Outcome.PROXY_HEADER_REJECTED),
+    ("a TLS handshake failed on other bytes is no PROXY diagnosis",
+     lambda: v.classify_stream(ev({"connected": False, "error_kind": "handshake_failed"},
+                                  routers=({**V1_BEFORE_TLS, "proxy_v1_line": False},)), 1),
+     Outcome.HANDSHAKE_FAILED),
     ("503 from TC", lambda: v.classify_stream(ev({**STATUS_400, "handshake_status": 503}), 1),
      Outcome.HANDSHAKE_REJECTED),
     # ---- auth -----------------------------------------------------------------------------------------
@@ -95,6 +105,21 @@ CASES: list[tuple[str, Callable[[], Observation], Outcome]] = [
      Outcome.DIAL_REFUSED),
     ("recent logs PROXY v2", lambda: v.classify_status(ev(status=400, routers=(V2_BYTES,)), 200),
      Outcome.PROXY_HEADER_REJECTED),
+    # ---- the noaa-faithful client after a RST (rst_keepalive) ----------------------------------------
+    ("keepalive found the dead stream, re-dialled",
+     lambda: v.classify_rst_keepalive(ev({"breaks": [{"at_s": 18.2, "received_so_far": 60, "close_code": 1006,
+                                                       "transport_error": "ConnectionResetError"}]},
+                                         delivery={"unique": 400}, extra={"injected": {"seq": 1}})), Outcome.PASS),
+    ("keepalive off: never learned", lambda: v.classify_rst_keepalive(ev({"closed_by": "client"},
+                                                                          tc=(closed("lost"),),
+                                                                          extra={"injected": {"seq": 1}})),
+     Outcome.HALF_OPEN),
+    ("broke but never came back",
+     lambda: v.classify_rst_keepalive(ev({"breaks": [{"at_s": 18.2, "received_so_far": 60}]},
+                                         delivery={"unique": 60}, extra={"injected": {"seq": 1}})),
+     Outcome.NOT_RECOVERED),
+    ("no RST sent", lambda: v.classify_rst_keepalive(ev({"closed_by": "client"}, extra={"injected": None})),
+     Outcome.IMPAIRMENT_NOT_APPLIED),
     # ---- idle -----------------------------------------------------------------------------------------
     ("held open", lambda: v.classify_idle(ev({"closed_by": "client"}, tc=(closed("client"),))), Outcome.PASS),
     ("LB idle cut", lambda: v.classify_idle(ev({"closed_by": "server", "close_code": 1006}, tc=(closed("lost"),))),

@@ -112,3 +112,15 @@ def test_missing_folder_and_duplicate_vendor_drivers(tmp_path: Path) -> None:
         drivers.load_all(tmp_path / "a", tmp_path / "b")
     driver_file(tmp_path / "c", ACME.replace("name: acme", "name: nginx"))
     assert drivers.load_all(tmp_path / "c")["nginx"].image == "acme/lb:1"  # a vendor may replace a built-in
+
+
+def test_nginx_stream_terminates_tls_on_a_tcp_listener_with_tls() -> None:
+    """An SSL:4443 -> router:80 listener: nginx's ``stream`` server must listen with ``ssl``."""
+    lb = topology.load_all()["tcp-ssl-offload"].load_balancers[0]
+    conf = drivers.load_all()["nginx"].render({"lb": lb, "routers": ROUTERS})
+    stream = conf[conf.index("stream {"):]
+    assert "listen 4443 ssl;" in stream and "ssl_certificate /etc/nginx/lb.pem;" in stream
+    assert "server router-0:80;" in stream
+    plain = drivers.load_all()["nginx"].render({"lb": topology.load_all()["tcp-same-port"].load_balancers[0],
+                                                "routers": ROUTERS})
+    assert "ssl" not in plain[plain.index("stream {"):]

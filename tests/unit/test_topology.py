@@ -121,3 +121,17 @@ def test_an_lb_naming_an_unknown_driver_fails_once_drivers_are_known(tmp_path: P
 def test_missing_topology_folder(tmp_path: Path) -> None:
     with pytest.raises(TopologyError, match="no such folder"):
         topology.load_all(tmp_path / "nope")
+
+
+def test_tcp_listener_terminating_tls_towards_the_routers_tls_port_is_refused(tmp_path: Path) -> None:
+    """``tcp`` + ``tls`` + ``backend_port: 443`` would send decrypted bytes to a TLS port (TLS twice)."""
+    data = mutate("load_balancers.0.listeners", [{"port": 80, "protocol": "http"},
+                                                 {"port": 443, "protocol": "tcp", "tls": True, "backend_port": 443}])
+    file = write(tmp_path, data)
+    with pytest.raises(TopologyError) as info:
+        topology.load(file)
+    assert info.value.field == "load_balancers[0].listeners[1].backend_port"
+    assert "backend_port: 80" in info.value.fix and "TLS inside TLS" in str(info.value)
+    for fine in ({"port": 443, "protocol": "tcp", "tls": True}, {"port": 443, "protocol": "tcp", "backend_port": 443}):
+        data = mutate("load_balancers.0.listeners", [{"port": 80, "protocol": "http"}, fine])
+        assert topology.load(write(tmp_path, data)).load_balancers[0].listeners[1].port == 443

@@ -1,0 +1,51 @@
+"""PROXY v1 in front of TLS on 443 (an AWS TCP:443 listener with the proxy protocol policy).
+
+gorouter with ``enable_proxy`` reads the PROXY line before the TLS handshake on its TLS listener
+(cloudfoundry/gorouter ``router/router.go`` serveHTTPS), so the stream works and the router learns
+the client's address; without it the line breaks the TLS handshake and the client sees the
+connection close mid-handshake. The client dials ``wss://doppler.<domain>:443`` directly, so the
+verdict is about 443 alone (discovery on 80 has its own checks). The failing cell is the control:
+the same LB and listener, routers without PROXY, must report ``proxy_header_rejected`` from the
+router's own record of a failed TLS handshake whose first bytes are the PROXY line naming this
+attempt's client address.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import pytest
+
+from harness.deployment import Deployment
+from harness.outcomes import Observation, Outcome
+from harness.verdicts import classify_stream
+from harness.witness import Evidence
+
+pytestmark = [pytest.mark.topology(name) for name in ("tcp-same-port-proxy", "tcp-same-port-proxy-unread")]
+N = 20
+
+
+def observe_proxy_tls(ev: Evidence, n: int, client_ip: str) -> Observation:
+    """The stream over TLS on 443 carried every envelope, and the router that upgraded it took the
+    client's address from the PROXY line (else it would name the LB)."""
+    seen = classify_stream(ev, n)
+    if seen.outcome is not Outcome.PASS:
+        return seen
+    upgraded = [r for r in ev.upgrades() if r.get("tls")]
+    source = [(r.get("proxy_protocol") or {}).get("source_ip") for r in upgraded]
+    if not upgraded or source[-1] != client_ip:
+        return Observation(Outcome.LB_IP_AS_CLIENT, f"TLS 101 records {len(upgraded)}, PROXY source {source}")
+    return Observation(Outcome.PASS, f"{seen.detail} over TLS; PROXY source {source[-1]}")
+
+
+@pytest.mark.check("proxy_v1_tls")
+def test_proxy_v1_before_tls_on_443(deployment: Deployment, verdict: Callable[..., None]) -> None:
+    endpoint = f"wss://{deployment.topology.fqdn('doppler')}:443"
+    run = deployment.stream_logs("dev", N, timeout=20, extra=("--endpoint", endpoint))
+    if run.wait_event("connected", 20):
+        threading.Thread(target=deployment.emit, args=(N,), daemon=True).start()
+    ev = deployment.evidence(run, run.result(60))
+    verdict("proxy_v1_tls", observe_proxy_tls(ev, N, deployment.client_ip()), evidence=ev,
+            routers=[{k: r.get(k) for k in ("router", "tls", "status", "proxy_source", "tls_handshake_failed")}
+                     for r in ev.routers])
