@@ -63,3 +63,7 @@ class ScenarioError(HarnessError):
 
     def __str__(self) -> str:
         return f"{self.what}:\n{self.output[-3000:]}"
+
+
+class CatalogError(TopologyError):
+    """Same shape as TopologyError, for the check catalog ``harness/checks.yaml``."""

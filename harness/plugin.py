@@ -46,6 +46,8 @@ from harness.errors import HarnessError, did_you_mean  # noqa: E402
 from harness.topology import Topology  # noqa: E402
 from harness.outcomes import Observation, Outcome  # noqa: E402
 from harness.witness import Evidence  # noqa: E402
+from harness import hops  # noqa: E402
+from harness import progress  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -436,7 +438,10 @@ def verdict(request: pytest.FixtureRequest, deployment: Deployment) -> Callable[
                   "because": exp.because, "observed": seen.outcome.value, "detail": seen.detail,
                   "attempt": evidence.attempt if evidence else None, "diagnosis": seen.outcome.diagnosis,
                   "ok": seen.outcome is exp.outcome, "details": details, "environment": deployment.environment()}
+        if evidence is not None:  # the attempt's path hop by hop, for the report's diagram
+            record["hops"] = _hops_of(evidence)
         request.node.user_properties.append(("harness_check", record))
+        request.node.user_properties.extend(junit_properties(record))
         if seen.outcome is Outcome.NOT_APPLICABLE:  # nothing to compare: n/a in the report, with the reason
             return
         assert seen.outcome is exp.outcome, (
@@ -447,6 +452,28 @@ def verdict(request: pytest.FixtureRequest, deployment: Deployment) -> Callable[
 
 
 DEPLOYMENT = pytest.StashKey[Deployment]()
+
+
+def _hops_of(evidence: Evidence) -> list[dict[str, Any]] | None:
+    """``harness.hops.trace``; the report's picture must never cost a verdict, so a failure to
+    trace is recorded as no trace (the report then draws the topology without colours)."""
+    try:
+        return hops.trace(evidence)
+    except Exception as exc:  # noqa: BLE001 - presentation only
+        print(f"[harness] could not trace the hops of attempt {evidence.attempt}: {exc!r}", file=sys.stderr)
+        return None
+
+
+def junit_properties(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """JUnit ``<property>`` pairs for one check: ``<check>.expected``, ``.observed``, ``.diagnosis``
+    (and ``.broken_at``, the first broken hop), so CI tools read the verdict without report.json."""
+    check = record["check"]
+    props = [(f"{check}.expected", str(record.get("expected") or "")),
+             (f"{check}.observed", str(record.get("observed") or "")),
+             (f"{check}.diagnosis", str(record.get("diagnosis") or ""))]
+    if where := hops.broken_at(record.get("hops")):
+        props.append((f"{check}.broken_at", where))
+    return props
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -584,11 +611,34 @@ class RunRecorder:
         self.files: list[Path] = []
         self.note = ""  # why there is no record, when there is none
         self.raised_exit = False  # the report, not a test, made the run fail
+        self.progress = progress.Progress([(t, d) for t in config.stash[TOPOLOGIES] for d in config.stash[DRIVERS]])
+
+    # ---- progress lines (harness.progress): a cell brought up, a cell completed -------------------
+
+    def _say(self, line: str | None) -> None:
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if line and terminal is not None:
+            terminal.ensure_newline()
+            terminal.write_line(line)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.progress.collected(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if not self.progress.cells:  # every worker collects the same ids
+            self.progress.collected(ids)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._say(self.progress.started(nodeid))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # its user_properties repeat the call's records
             if report.failed:
                 self._teardown_failed(report)
+            mine = [r["status"] for r in self.records if r.get("nodeid") == report.nodeid]
+            self.progress.recorded(report.nodeid, mine)
+            self._say(self.progress.finished(report.nodeid))
             return
         evidence = next((v for k, v in report.user_properties if k == "harness_evidence"), None)
         records = [report_writer.normalize(v) for k, v in report.user_properties if k == "harness_check"]

@@ -2,7 +2,11 @@
 
 Written from the records scenario tests attach (``verdict`` fixture, or the plugin for a check that
 errored or skipped before recording) as ``report.json``, ``report.md`` and ``report.html`` in the
-run's results folder. Pure formatting; no Docker.
+run's results folder, from the Jinja2 templates in ``harness/templates``: the answer first
+(``harness.answer``, one verdict per LB and seed strategy, checks named from ``harness/checks.yaml``),
+then what disagrees with the prediction, then per cell a Graphviz diagram coloured from the
+attempt's hops (``harness.hops``, ``harness.diagrams``) and the checks. ``report.json`` follows
+``harness/schemas/report.schema.json``. Formatting only; no Docker.
 
 Every record gets one status from a closed set, and nothing is left out of the tables or the
 summary line:
@@ -17,7 +21,6 @@ summary line:
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import platform
@@ -27,6 +30,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
+from harness import answer, checks, diagrams, hops
 from harness.topology import Topology
 
 CHECK_ORDER = ["logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp", "on_wire",
@@ -150,29 +156,14 @@ def _why_line(cell_id: str, rec: dict[str, Any]) -> str:
     return f"- **{cell_id} / {rec['check']}**: {cell_value(rec)}.{expected}{ev}"
 
 
-def to_markdown(cells: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
-    cols = columns(cells)
-    out = ["# CF WebSocket load-balancer qualification", "",
-           f"Run {meta['finished']} on {meta['host']}; {meta['summary']}.", ""]
-    if meta.get("note"):
-        out += [f"**{meta['note']}**", ""]
-    if cells:
-        out += ["| topology | LB | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 2)]
-        for cell in cells.values():
-            values = [cell_value(cell["checks"][c]).replace("|", "\\|") if c in cell["checks"] else "" for c in cols]
-            out.append(f"| {cell['topology']} | {cell['driver']} | " + " | ".join(values) + " |")
-    out += ["", "## Why each failure happens", ""]
-    for cell_id, cell in cells.items():
-        out += [_why_line(cell_id, rec) for rec in cell["checks"].values() if status_of(rec) != PASS]
-    out += ["", "## Fault and wire measurements", "",
-            "Faults, kernel impairments, crafted traffic and on-wire checks, with what was measured.", ""]
+def _measured_lines(cells: dict[str, dict[str, Any]]) -> list[str]:
+    out = []
     for cell_id, cell in cells.items():
         for rec in cell["checks"].values():
             if rec["check"].startswith(MEASURED):
                 details = json.dumps(_measured(rec.get("details") or {}), default=str)
                 out.append(f"- **{cell_id} / {rec['check']}**: {cell_value(rec)}; {details[:400]}")
-    out += ["", "## Environment", "", "```", json.dumps(meta["environment"], indent=2), "```", ""]
-    return "\n".join(out)
+    return out
 
 
 MEASURED = ("fault_", "kernel_", "router_", "crafted_", "on_wire", "idle")
@@ -183,36 +174,110 @@ def _measured(details: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in details.items() if k not in ("outcome", "client_outcome", "delivery")}
 
 
-def to_html(cells: dict[str, dict[str, Any]], meta: dict[str, Any], diagrams: dict[str, str]) -> str:
-    cols = columns(cells)
-    rows = []
-    for cell in cells.values():
-        tds = []
-        for col in cols:
-            rec = cell["checks"].get(col)
-            if rec is None:
-                tds.append("<td></td>")
-                continue
+# ---- report.html / report.md: Jinja2 templates (harness/templates) over one view of the run ---------
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Schema of report.json (``harness/schemas/report.schema.json``); bump on an incompatible change.
+SCHEMA_VERSION = "1.0"
+SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "report.schema.json"
+#: The check whose attempt a cell's diagram shows: the log stream, else the first traced check.
+DIAGRAM_CHECKS = ("logs", "firehose", "on_wire")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+    env.filters["md"] = lambda text: str(text).replace("|", "\\|").replace("\n", " ")
+    return env
+
+
+def latency_bars(cell: dict[str, Any]) -> list[tuple[str, float]]:
+    """Delivery latency percentiles a cell measured (its log stream, the latency fault), in ms."""
+    bars: list[tuple[str, float]] = []
+    for check, rec in cell["checks"].items():
+        details = rec.get("details") or {}
+        delivery = details.get("delivery") or {}
+        for label, value in (("p50", delivery.get("latency_ms_p50")), ("p99", delivery.get("latency_ms_p99")),
+                             ("p50", details.get("p50_ms")), ("p99", details.get("p99_ms"))):
+            if isinstance(value, (int, float)):
+                bars.append((f"{check} {label}", float(value)))
+    return bars[:8]
+
+
+def gap_strips(cell: dict[str, Any], catalog: checks.Catalog) -> list[dict[str, Any]]:
+    """Fault and failover checks that measured a delivery gap: the lost sequence ranges, their
+    length in ms and the re-dials (what the recorded details hold; no per-envelope arrival times)."""
+    strips = []
+    for check, rec in cell["checks"].items():
+        details = rec.get("details") or {}
+        ranges = [r for r in details.get("gap") or [] if isinstance(r, (list, tuple)) and len(r) == 2]
+        if not ranges:
+            continue
+        top = max(int(r[1]) for r in ranges)
+        strips.append({"check": check, "title": catalog.check(check).title, "ranges": ranges,
+                       "domain": max(top + 1, int(top * 1.25)), "gap_ms": details.get("gap_ms"),
+                       "redials": details.get("redials"), "lost": sum(int(b) - int(a) + 1 for a, b in ranges)})
+    return strips
+
+
+def _traced(cell: dict[str, Any]) -> list[dict[str, Any]] | None:
+    recs = cell["checks"]
+    for check in (*DIAGRAM_CHECKS, *recs):
+        if check in recs and recs[check].get("hops"):
+            return list(recs[check]["hops"])
+    return None
+
+
+def _view(cells: dict[str, dict[str, Any]], topologies: dict[str, Topology], catalog: checks.Catalog,
+          lb_versions: dict[str, str], *, draw: bool) -> dict[str, dict[str, Any]]:
+    """Per cell what the templates show: rows named for people, the coloured diagram, charts."""
+    view: dict[str, dict[str, Any]] = {}
+    for cell_id, cell in cells.items():
+        rows = []
+        for check in columns({cell_id: cell}):
+            rec = cell["checks"][check]
+            row = catalog.check(check)
             status = status_of(rec)
-            title = rec.get("diagnosis") if status in (AS_PREDICTED, MISMATCH) else reason_of(rec)
-            link = f' <a href="{html.escape(rec["evidence"])}">evidence</a>' if rec.get("evidence") else ""
-            tds.append(f'<td class="{CSS[status]}" title="{html.escape(str(title or ""))}">'
-                       f"{html.escape(cell_value(rec))}{link}</td>")
-        rows.append(f"<tr><th>{html.escape(cell['topology'])}</th><td>{html.escape(cell['driver'])}</td>"
-                    + "".join(tds) + "</tr>")
-    figs = "".join(f"<h3>{html.escape(name)}</h3><pre>{html.escape(text)}</pre>" for name, text in diagrams.items())
-    note = f"<p><strong>{html.escape(meta['note'])}</strong></p>" if meta.get("note") else ""
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>CF WebSocket LB qualification</title>
-<style>body{{font-family:sans-serif}} td,th{{border:1px solid #ccc;padding:4px;font-size:13px}}
-table{{border-collapse:collapse}} .pass{{background:#d9f2d9}} .xfail{{background:#fff2cc}}
-.mismatch{{background:#f4cccc;font-weight:bold}} .error{{background:#e6b8e6;font-weight:bold}}
-.skipped{{background:#e6e6e6}} .na{{background:#f5f5f5;color:#666}}</style></head><body>
-<h1>CF WebSocket load-balancer qualification</h1><p>{html.escape(meta['summary'])} &mdash; {meta['finished']}</p>
-{note}<p>Green: works. Yellow: fails exactly as the seed predicts (hover for why). Red: not what the seed predicts.
-Purple: the check could not run (error). Grey: skipped, or not applicable to the cell (with the reason).</p>
-<table><tr><th>topology</th><th>LB</th>{''.join(f'<th>{html.escape(c)}</th>' for c in cols)}</tr>{''.join(rows)}</table>
-<h2>Topologies</h2>{figs}<h2>Environment</h2><pre>{html.escape(json.dumps(meta['environment'], indent=2))}</pre>
-</body></html>"""
+            why = rec.get("diagnosis") if status in (AS_PREDICTED, MISMATCH) else reason_of(rec)
+            if rec.get("expected") and status in (AS_PREDICTED, MISMATCH):
+                why = f"{why} (predicted: {rec['expected']}, because {rec.get('because')})"
+            rows.append({"check": check, "title": row.title, "tests": row.tests, "status": status,
+                         "value": cell_value(rec), "why": str(why or ""), "evidence": rec.get("evidence")})
+        strategy, role = catalog.strategy_of(str(cell["topology"]))
+        traced = _traced(cell)
+        topo = topologies.get(str(cell["topology"]))
+        svg = None
+        if draw and topo is not None:
+            bound = topo.with_driver(str(cell["driver"]))
+            svg = diagrams.svg(diagrams.graph(bound, traced, lb_versions=lb_versions,
+                                              drivers={lb.name: lb.driver for lb in bound.load_balancers}))
+        view[cell_id] = {"topology": cell["topology"], "driver": cell["driver"], "rows": rows,
+                         "checks": {r["check"]: r for r in rows},
+                         "strategy_title": strategy.title if strategy else "not in a seed strategy (checks.yaml)",
+                         "role": role, "svg": svg, "text_diagram": diagram(topo) if topo and not svg else "",
+                         "broken_at": hops.broken_at(traced), "latency": latency_bars(cell),
+                         "gaps": gap_strips(cell, catalog)}
+    return view
+
+
+def render(cells: dict[str, dict[str, Any]], meta: dict[str, Any], diagrams_text: dict[str, str],
+           answer_data: dict[str, Any], topologies: dict[str, Topology], catalog: checks.Catalog,
+           *, draw: bool = True) -> tuple[str, str]:
+    """(report.html, report.md) from the templates."""
+    lb_versions = {d: answer.short_version(v) for d, v in meta["environment"].get("lb_versions", {}).items()}
+    view = _view(cells, topologies, catalog, lb_versions, draw=draw)
+    cols = columns(cells)
+    ids = list(dict.fromkeys([*cols]))
+    context = {"meta": meta, "answer": answer_data, "strategies": list(catalog.strategies.values()),
+               "labels": answer.LABELS, "css": CSS, "cells": view, "columns": cols,
+               "catalog_rows": [{"id": i, **{k: v for k, v in catalog.check(i).__dict__.items() if k != "id"}}
+                                for i in ids],
+               "environment": json.dumps(meta["environment"], indent=2), "diagrams": diagrams_text,
+               "why_lines": [_why_line(cid, rec) for cid, cell in cells.items() for rec in cell["checks"].values()
+                             if status_of(rec) != PASS],
+               "measured_lines": _measured_lines(cells)}
+    env = _environment()
+    return env.get_template("report.html.j2").render(context), env.get_template("report.md.j2").render(context)
 
 
 CORE = ("logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp")
@@ -260,7 +325,7 @@ def _relative_evidence(record: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def write(records: list[dict[str, Any]], results: Path, topologies: dict[str, Topology], duration_s: float,
-          *, note: str = "") -> list[Path]:
+          *, note: str = "", finished: str | None = None) -> list[Path]:
     """report.{json,md,html} in ``results`` (the run folder), always, even for zero records; ``note``
     says why a run has none."""
     records = [_relative_evidence(normalize(r), results) for r in records]
@@ -269,19 +334,23 @@ def write(records: list[dict[str, Any]], results: Path, topologies: dict[str, To
     for cell in cells.values():
         env["lb_versions"].update(cell["environment"].get("lb_versions", {}))
         env["images"].update(cell["environment"].get("images", {}))
-    meta = {"finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(),
+    meta = {"finished": finished or time.strftime("%Y-%m-%d %H:%M:%S %Z"), "host": platform.node(),
             "summary": summary(records, duration_s), "counts": counts(records), "note": note,
             "duration_s": round(duration_s, 1),
             "environment": env}
     diagrams = {name: diagram(topologies[name])
                 for name in sorted({c["topology"] for c in cells.values()}) if name in topologies}
+    catalog = checks.default()
+    answer_data = answer.answer(cells, catalog, env["lb_versions"])
+    page, markdown = render(cells, meta, diagrams, answer_data, topologies, catalog)
     results.mkdir(parents=True, exist_ok=True)
     files = {
-        results / "report.json": json.dumps({"meta": meta, "records": records, "cells": cells, "diagrams": diagrams},
+        results / "report.json": json.dumps({"schema_version": SCHEMA_VERSION, "meta": meta, "answer": answer_data,
+                                             "checks": {c: catalog.check(c).__dict__ for c in columns(cells)},
+                                             "records": records, "cells": cells, "diagrams": diagrams},
                                             indent=2, default=str),
-        results / "report.md": to_markdown(cells, meta) + "\n## Topologies\n\n" + "\n\n".join(
-            f"### {n}\n```\n{d}\n```" for n, d in diagrams.items()) + "\n",
-        results / "report.html": to_html(cells, meta, diagrams),
+        results / "report.md": markdown,
+        results / "report.html": page,
     }
     for path, text in files.items():
         path.write_text(text)
@@ -311,8 +380,20 @@ def merge(folders: list[Path], out: Path, topologies: dict[str, Topology]) -> li
                  note=f"merged from {len(folders)} runs: " + ", ".join(str(f) for f in folders))
 
 
+def rerender(folder: Path, topologies: dict[str, Topology]) -> list[Path]:
+    """report.{json,md,html} of a finished run written again from its report.json, in place (its
+    records, duration and note kept): a run recorded before a template or catalog change."""
+    path = folder / "report.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no report.json; fix: name the folder of a finished run")
+    data = json.loads(path.read_text())
+    return write(data["records"], folder, topologies, float(data["meta"].get("duration_s") or 0),
+                 note=str(data["meta"].get("note") or ""), finished=data["meta"].get("finished"))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.report merge DIR... [--out DIR]``: exit 1 when the merged run fails."""
+    """``python -m harness.report merge DIR... [--out DIR]`` or ``render DIR``: exit 1 when the run
+    fails."""
     import argparse
 
     from harness.topology import load_all
@@ -322,9 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     cmd = sub.add_parser("merge", help="merge the reports of several runs (shards) into one")
     cmd.add_argument("folders", nargs="+", type=Path, help="run folders holding report.json")
     cmd.add_argument("--out", type=Path, default=Path("results/merged"), help="where the merged report goes")
+    again = sub.add_parser("render", help="re-render a finished run's report (current templates and catalog)")
+    again.add_argument("folder", type=Path, help="a run folder holding report.json")
     args = parser.parse_args(argv)
     try:
-        files = merge(args.folders, args.out, load_all())
+        files = merge(args.folders, args.out, load_all()) if args.command == "merge" else rerender(args.folder,
+                                                                                                  load_all())
     except FileNotFoundError as exc:
         parser.error(str(exc))
     data = json.loads(files[0].read_text())

@@ -109,3 +109,91 @@ def test_a_report_is_written_with_zero_checks_and_says_why(tmp_path: Path) -> No
     assert data["meta"]["note"] == "nothing was collected" and data["records"] == []
     assert "nothing was collected" in (tmp_path / "report.md").read_text()
     assert "nothing was collected" in (tmp_path / "report.html").read_text()
+
+
+# ---- answer first, named checks, diagrams, charts, the versioned schema (issue 12) -------------------
+
+def _schema_validator():  # type: ignore[no-untyped-def]
+    import jsonschema
+
+    schema = json.loads(report.SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def traced(check: str, observed: str, expected: str, cell: str, ok: list[bool | None]) -> dict[str, object]:
+    names = ["client → LB", "LB → router", "router → backend", "stream end"]
+    hops = [{"hop": n, "ok": o, "facts": [f"{n} fact"], "node": "router-0"} for n, o in zip(names, ok)]
+    return {**rec(check, observed, expected, cell), "hops": hops}
+
+
+def matrix_records() -> list[dict[str, object]]:
+    return [traced("logs", "pass", "pass", "http-upgrade-nginx", [True, True, True, True]),
+            rec("xff", "pass", "pass", "http-upgrade-nginx"),
+            traced("logs", "upgrade_stripped", "upgrade_stripped", "http-only-elb-elb", [True, False, None, None]),
+            {**rec("router_death", "pass", "pass", "http-upgrade-nginx"),
+             "details": {"gap": [[410, 524]], "gap_ms": 575.0, "redials": 1,
+                         "delivery": {"latency_ms_p50": 66.2, "latency_ms_p99": 95.7}}},
+            {**rec("crafted_rst", "rst_ignored", "half_open", "http-upgrade-nginx"), "evidence": "evidence/t1"}]
+
+
+def test_report_json_validates_against_its_versioned_schema(tmp_path: Path) -> None:
+    report.write(matrix_records(), tmp_path, topology.load_all(), 3.0)
+    data = json.loads((tmp_path / "report.json").read_text())
+    _schema_validator().validate(data)
+    assert data["schema_version"] == report.SCHEMA_VERSION
+    assert data["checks"]["router_death"]["title"] == "the stream survives a router dying mid-stream " \
+                                                      "(re-dial lands on another router)"
+    assert data["records"][0]["check"] == "logs"  # raw ids stay in JSON
+
+
+def test_the_schema_rejects_a_report_that_breaks_it(tmp_path: Path) -> None:
+    """Negative control: the validation can fail (a status outside the closed set, a missing field)."""
+    import jsonschema
+
+    report.write(matrix_records(), tmp_path, topology.load_all(), 3.0)
+    data = json.loads((tmp_path / "report.json").read_text())
+    data["records"][0]["status"] = "green"
+    errors = list(_schema_validator().iter_errors(data))
+    del data["answer"]
+    errors += list(_schema_validator().iter_errors(data))
+    assert {e.validator for e in errors} >= {"enum", "required"}
+    assert isinstance(errors[0], jsonschema.ValidationError)
+
+
+def test_the_answer_comes_first_then_the_prediction_then_details(tmp_path: Path) -> None:
+    report.write(matrix_records(), tmp_path, topology.load_all(), 3.0)
+    html, md = (tmp_path / "report.html").read_text(), (tmp_path / "report.md").read_text()
+    for text in (html, md):
+        order = [text.index(s) for s in ("Answer: which strategies", "Against the prediction", "Details per cell",
+                                         "Full matrix")]
+        assert order == sorted(order)
+        assert "an app&#39;s logs stream" in text or "an app's logs stream" in text  # titles, not only ids
+    assert 'data-lb="elb" data-strategy="http-upgrade" data-verdict="not_supported"' in html
+    assert 'data-lb="nginx" data-strategy="http-upgrade" data-verdict="supported"' in html
+    assert "**not supported**: why upgrade_stripped" in md
+    assert "after a forged RST" in md and "mismatch: expected half_open, observed rst_ignored" in md
+
+
+def test_each_cell_has_its_coloured_diagram_and_charts(tmp_path: Path) -> None:
+    from harness import diagrams
+
+    report.write(matrix_records(), tmp_path, topology.load_all(), 3.0)
+    html = (tmp_path / "report.html").read_text()
+    elb = html[html.index('id="cell-http-only-elb-elb"'):]
+    elb = elb[:elb.index("</section>")]
+    assert "<svg" in elb and diagrams.BROKEN in elb and "broke at: LB → router" in elb
+    nginx = html[html.index('id="cell-http-upgrade-nginx"'):]
+    nginx = nginx[:nginx.index("</section>")]
+    assert diagrams.OK in nginx and "broke at" not in nginx
+    assert 'aria-label="latency percentiles"' in nginx and "router_death p99" in nginx
+    assert 'aria-label="delivery gap"' in nginx and "lost 115 envelopes, 575 ms, 1 re-dial(s)" in nginx
+    assert 'href="evidence/t1"' in nginx
+
+
+def test_an_uncatalogued_check_renders_with_its_raw_id_and_is_named(tmp_path: Path) -> None:
+    report.write([rec("frame_fidelity_64k", "pass", "pass")], tmp_path, topology.load_all(), 1.0)
+    html, md = (tmp_path / "report.html").read_text(), (tmp_path / "report.md").read_text()
+    assert "<td title=\"tests: \">frame_fidelity_64k<br><code>frame_fidelity_64k</code>" in html
+    assert "Not in harness/checks.yaml" in html and "checks frame_fidelity_64k" in html
+    assert "frame_fidelity_64k" in md and "Not in harness/checks.yaml (raw ids, not in the answer): frame_fidelity_64k" in md
