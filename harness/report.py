@@ -171,8 +171,20 @@ def to_markdown(cells: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
             if rec["check"].startswith(MEASURED):
                 details = json.dumps(_measured(rec.get("details") or {}), default=str)
                 out.append(f"- **{cell_id} / {rec['check']}**: {cell_value(rec)}; {details[:400]}")
+    out += _client_kinds(cols)
     out += ["", "## Environment", "", "```", json.dumps(meta["environment"], indent=2), "```", ""]
     return "\n".join(out)
+
+
+def _client_kinds(cols: list[str]) -> list[str]:
+    """Which kind of log client each log-path column stands for, and on which foundation profile."""
+    from harness.profiles import CLIENT_KINDS
+
+    kinds = [k for k in CLIENT_KINDS if k.check in cols]
+    if not kinds:
+        return []
+    return ["", "## Log clients (foundation profiles: classic = the seed's, current = today's)", "",
+            *(f"- **{k.check}**: {k.title}; profile {', '.join(k.profiles)}" for k in kinds)]
 
 
 MEASURED = ("fault_", "kernel_", "router_", "crafted_", "on_wire", "idle")
