@@ -66,6 +66,11 @@ TOKENS = {
     "other": {"scopes": ["cloud_controller.read"], "apps": [OTHER_APP_GUID]},
     "admin": {"scopes": ["cloud_controller.admin", "doppler.firehose"], "apps": ["*"]},
 }
+#: The UAA stand-in's users (one per grant above, password ``<name>-password``) and clients: ``cf``
+#: as the cf CLI and cloudfoundry-client log in, ``nozzle`` for client-credentials nozzles.
+UAA_USERS = {name: {"password": f"{name}-password", "scopes": grant["scopes"]} for name, grant in TOKENS.items()}
+UAA_CLIENTS = {"cf": {"secret": ""}, "nozzle": {"secret": "nozzle-secret",
+                                               "authorities": ["doppler.firehose", "logs.admin"]}}
 LISTENING = r'"event": "listening"'
 DOPPLER_INGRESS = "ws://doppler:8082"
 
@@ -245,7 +250,9 @@ class Deployment:
         steps = [lambda: self._start("cc", "cc", cf_img, ["cc"], env={
             "CF_SYSTEM_DOMAIN": topo.system_domain, "CF_LOGGER_SCHEME": topo.logger_scheme,
             "CF_LOGGER_PORT": str(self.logger_port or topo.logger_port), "CF_API_SCHEME": "http",
-            "CF_TOKENS": json.dumps({"tokens": TOKENS, "apps": [APP_GUID, OTHER_APP_GUID]})}),
+            "CF_TOKENS": json.dumps({"tokens": {**TOKENS, "nozzle": TOKENS["admin"]},
+                                     "apps": [APP_GUID, OTHER_APP_GUID]}),
+            **self.uaa_env()}),
             lambda: self._start("doppler", "doppler", cf_img, ["doppler"]),
             lambda: self._start("app", "app", cf_img, ["app"])]
         doppler = DOPPLER_INGRESS
@@ -261,6 +268,9 @@ class Deployment:
             tc = "fp-tc:8081"
         routes = {topo.fqdn("api"): "cc:9022", topo.fqdn("uaa"): "cc:9022", topo.fqdn("login"): "cc:9022",
                   topo.fqdn("doppler"): tc, topo.fqdn("echo"): "app:8080"}
+        reader_steps, reader_routes = self._log_readers()
+        steps += reader_steps
+        routes.update(reader_routes)
         external = [lb for lb in topo.load_balancers if self.drivers[lb.driver].external]
         steps += [functools.partial(self._start_router, i, routes, bool(external)) for i in range(topo.router_count)]
         hosts = {topo.fqdn(label): self.drivers[topo.lb(target).driver].address
@@ -288,6 +298,23 @@ class Deployment:
         if behind_fault:  # the LB dials router-<i>, which is now the fault proxy in front of it
             self._start_fault(f"fp-router-{i}", "cf", [f"router-{i}"],
                               {p: f"router-{i}-up:{p}" for p in (80, 443, 8080)})
+
+    def uaa_env(self) -> dict[str, str]:
+        """The UAA stand-in's signing key (fresh per deployment), users and clients."""
+        from harness.protocol.uaa import SigningKey
+
+        self.signing_key = SigningKey.generate()
+        return {"UAA_SIGNING_KEY": self.signing_key.private_pem, "UAA_KEY_ID": self.signing_key.kid,
+                "UAA_USERS": json.dumps(UAA_USERS), "UAA_CLIENTS": json.dumps(UAA_CLIENTS)}
+
+    def _log_readers(self) -> tuple[list[Callable[[], object]], dict[str, str]]:
+        """Log Cache and the RLP gateway, fed by the same Doppler as the Traffic Controller: their start
+        steps and their routes (``log-cache.<domain>``, ``log-stream.<domain>``)."""
+        steps: list[Callable[[], object]] = [
+            lambda: self._start("log-cache", "logcache", self.tags["cf"], ["logcache"]),
+            lambda: self._start("rlp-gateway", "rlpgateway", self.tags["cf"], ["rlpgateway"])]
+        return steps, {self.topology.fqdn("log-cache"): "log-cache:8083",
+                       self.topology.fqdn("log-stream"): "rlp-gateway:8088"}
 
     def tc_env(self) -> dict[str, str]:
         """Traffic Controller timings; real defaults unless a test shrinks them."""

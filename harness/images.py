@@ -32,7 +32,7 @@ MIRROR = os.environ.get("HARNESS_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 #: Python packages the stand-ins need inside the images (installed from a host-built wheelhouse,
 #: because pip inside a container fails TLS checks where TLS is intercepted).
 IMAGE_WHEELS = ("websockets>=14,<18", "protobuf>=7.35,<8", "PyYAML>=6,<7", "h11>=0.14,<1", "scapy>=2.6,<3",
-                "docker>=7.1,<8")
+                "docker>=7.1,<8", "PyJWT>=2.8,<3", "cryptography>=42")  # JWT: the UAA stand-in
 LABEL = "harness.image"
 
 

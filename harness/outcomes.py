@@ -58,6 +58,11 @@ class Outcome(str, Enum):
     # ---- the fault itself ----------------------------------------------------------------------------
     IMPAIRMENT_NOT_APPLIED = "impairment_not_applied"
     NOT_APPLICABLE = "not_applicable"
+    # ---- today's log paths (Log Cache, RLP gateway, foundation profiles) -------------------------------
+    RECENT_LOGS_GONE = "recent_logs_gone"
+    LOG_READ_DENIED = "log_read_denied"
+    TLS_FAILED = "tls_failed"
+    RESPONSE_BUFFERED = "response_buffered"
 
     def __str__(self) -> str:
         return self.value
@@ -120,6 +125,15 @@ DIAGNOSES: dict[Outcome, str] = {
     Outcome.IMPAIRMENT_NOT_APPLIED: "the impairment did not take effect (no packet matched, no stall, no delay): "
                                     "the check cannot judge anything",
     Outcome.NOT_APPLICABLE: "the check cannot run here (see the reason)",
+    Outcome.RECENT_LOGS_GONE: "the Traffic Controller answered 404 to /apps/{guid}/recentlogs: since Loggregator "
+                              "107 it no longer serves recent logs (cf CLI >= 6.50 reads them from Log Cache)",
+    Outcome.LOG_READ_DENIED: "Log Cache or the RLP gateway answered 404: the token cannot read this source (both "
+                             "answer 404, never 401, for a missing, invalid or unauthorised token)",
+    Outcome.RESPONSE_BUFFERED: "the RLP gateway wrote the events but the LB held them back (it buffers proxied "
+                               "responses, e.g. nginx proxy_buffering on): the v2 nozzle got them late or never; "
+                               "turn buffering off for log-stream.<system domain>",
+    Outcome.TLS_FAILED: "the TLS handshake to the HTTPS endpoint failed (nothing or something else than TLS "
+                        "answered on the port)",
 }
 
 

@@ -17,7 +17,8 @@ import yaml
 from harness.errors import TopologyError, did_you_mean
 
 TOPOLOGIES_DIR = Path(__file__).resolve().parent.parent / "topologies"
-HOSTNAMES = ("api", "doppler", "uaa", "login", "echo")  # names clients resolve; echo lives on the apps domain
+HOSTNAMES = ("api", "doppler", "uaa", "login", "echo",  # names clients resolve; echo lives on the apps domain
+             "log-cache", "log-stream")  # today's log paths: Log Cache, the RLP gateway
 PROTOCOLS = ("http", "tcp")
 SCHEMES = ("ws", "wss")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")

@@ -106,6 +106,8 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     if app.outcome == PASS and "client-lb" in topo.faults:
         out["xff"] = Expectation(Outcome.PROXY_IP_AS_CLIENT, "the client<->LB fault proxy is a TCP hop")
     out["idle_measured"] = expected_idle_measured(ws, driver_of[ws_lb.name])
+
+    out.update(expected_log_readers(topo, driver_of))
     return out
 
 
@@ -494,3 +496,101 @@ def classify_rst_keepalive(ev: Evidence) -> Observation:
         return Observation(Outcome.NOT_RECOVERED, f"break at {first.get('at_s')} s, nothing after it")
     return Observation(Outcome.PASS, f"learned at {first.get('at_s')} s ({first.get('transport_error')}, "
                                      f"close {first.get('close_code')}); lost {delivery.get('lost_ranges')}")
+
+# ---- today's log paths: one check per client kind (harness.profiles) -------------------------------
+
+
+def expected_log_readers(topo: Topology, driver_of: dict[str, Driver]) -> dict[str, Expectation]:
+    """Checks of the current foundation profile. Log Cache and the RLP gateway are plain HTTPS on 443
+    through the LB (no Upgrade needed), so an LB that strips Upgrade still carries them; the
+    Traffic Controller of a current foundation answers 404 to recent logs."""
+    # Clients find Log Cache and the RLP gateway in Cloud Controller's root document first.
+    api = _through(topo, driver_of, "api", 80, websocket=False)
+    log_cache = api if api.outcome != PASS else _through(topo, driver_of, "log-cache", 443, websocket=False)
+    log_stream = api if api.outcome != PASS else _through(topo, driver_of, "log-stream", 443, websocket=False)
+    plain_doppler = _through(topo, driver_of, "doppler", topo.logger_port, websocket=False)
+    https = " (HTTPS on 443, no Upgrade)"
+    return {
+        "cf_logs_log_cache": Expectation(log_cache.outcome, "cf CLI >= 6.50 polls Log Cache: " + log_cache.because + https),
+        "cf_recent_log_cache": Expectation(log_cache.outcome, "cf CLI >= 6.50 reads recent logs from Log Cache: "
+                                           + log_cache.because + https),
+        "v2_nozzle": (log_stream.outcome == PASS and _buffered(topo, driver_of)) or Expectation(log_stream.outcome, "RLP gateway server-sent events: "
+                                                               + log_stream.because + https),
+        "recent_logs_current": plain_doppler if plain_doppler.outcome != PASS else Expectation(
+            Outcome.RECENT_LOGS_GONE, "Loggregator >= 107: the Traffic Controller no longer serves recent logs"),
+        # cloudfoundry-client (PyPI): noaa's WebSocket path for streams, TC's multipart for recent logs;
+        # its RLP reader sends the token with no scheme, which Cloud Controller refuses for a user.
+        "third_party_logs": _through(topo, driver_of, "doppler", topo.logger_port, websocket=True),
+        "third_party_recent_logs": plain_doppler,
+        "third_party_rlp": log_stream if log_stream.outcome != PASS else Expectation(
+            Outcome.LOG_READ_DENIED, "cloudfoundry-client sends 'Authorization: <jwt>' without 'bearer' to the RLP "
+            "gateway; Cloud Controller's log access wants a token starting with 'bearer' (UaaTokenDecoder)"),
+    }
+
+
+def _buffered(topo: Topology, driver_of: dict[str, Driver]) -> Expectation | None:
+    """An HTTP-mode listener of a driver that buffers proxied responses holds server-sent events."""
+    lb = topo.lb(topo.dns["log-stream"])
+    listener, driver = _listener(lb, 443), driver_of[lb.name]
+    if listener and listener.protocol == "http" and driver.vars.get("buffers_responses"):
+        return Expectation(Outcome.RESPONSE_BUFFERED, f"driver '{driver.name}' buffers proxied responses "
+                                                      "(buffers_responses) in HTTP mode")
+    return None
+
+
+def _http_failure(ev: Evidence) -> Observation | None:
+    """Why a plain HTTPS read never got its answer, or None when it did (status 200)."""
+    kind = _kind(ev)
+    if kind == "tls_failed":
+        return Observation(Outcome.TLS_FAILED, str(ev.client.get("error")))
+    if kind not in (None, "http_status"):
+        return Observation(first_match(HANDSHAKE_RULES, ev) or Outcome.HANDSHAKE_FAILED, str(ev.client.get("error")))
+    status = ev.client.get("status")
+    if status == 200:
+        return None
+    if status == 400 and ev.proxy_header_rejected():
+        return Observation(Outcome.PROXY_HEADER_REJECTED, "status 400")
+    if status == 404 and _reader_said_404(ev):
+        return Observation(Outcome.LOG_READ_DENIED, f"status 404 ({ev.client.get('error')})")
+    return Observation(Outcome.UNEXPECTED_STATUS, f"status {status} ({ev.client.get('error')})")
+
+
+def _reader_said_404(ev: Evidence) -> bool:
+    """A router forwarded this attempt's read to Log Cache / the RLP gateway and relayed its 404
+    (not gorouter's own unknown_route 404, which is never forwarded)."""
+    return any(r.get("status") == 404 and "forwarded_headers" in r
+               and str(r.get("path") or "").startswith(("/api/v1/read/", "/v2/read")) for r in ev.routers)
+
+
+def classify_log_reader(ev: Evidence, expect: int) -> Observation:
+    """``cf logs`` through Log Cache, or a v2 nozzle on the RLP gateway, that should deliver
+    ``expect`` lines: the same accounting as a WebSocket stream (lost, order, latency)."""
+    sent = int((ev.extra.get("gateway_sent") or {}).get("envelopes") or 0)
+    delivery = ev.client.get("delivery") or {}
+    if sent >= expect > int(delivery.get("unique") or 0) and _kind(ev) in (None, "response_timeout"):
+        return Observation(Outcome.RESPONSE_BUFFERED, f"the gateway wrote {sent} envelopes for this attempt, the "
+                                                      f"nozzle got {delivery.get('unique')}")
+    if failed := _http_failure(ev):
+        return failed
+    if delivery.get("unique") == expect and delivery.get("lost") == 0:
+        if delivery.get("out_of_order"):
+            return Observation(Outcome.OUT_OF_ORDER, f"{delivery['out_of_order']} out of order")
+        return Observation(PASS, f"{expect}/{expect}, p50 {delivery.get('latency_ms_p50')} ms")
+    if ev.outcome.get("closed_by") == "server":
+        return Observation(Outcome.STREAM_CUT, f"{delivery.get('unique')}/{expect} before the server ended it")
+    return Observation(Outcome.INCOMPLETE, f"{delivery.get('unique')}/{expect}, lost {delivery.get('lost_ranges')}")
+
+
+def classify_recent_current(ev: Evidence) -> Observation:
+    """Recent logs from the Traffic Controller of a current foundation: 404, and the TC itself
+    recorded this attempt's request as a removed endpoint (not a router's unknown_route 404)."""
+    if _kind(ev) is not None and _kind(ev) != "handshake_status":
+        return Observation(first_match(HANDSHAKE_RULES, ev) or Outcome.HANDSHAKE_FAILED, str(ev.client.get("error")))
+    status = ev.client.get("status")
+    if status == 404 and ev.tc_events("recent_logs_removed"):
+        return Observation(Outcome.RECENT_LOGS_GONE, "status 404 from the Traffic Controller")
+    if status == 400 and ev.proxy_header_rejected():
+        return Observation(Outcome.PROXY_HEADER_REJECTED, "status 400")
+    if status == 200:
+        return Observation(PASS, "the Traffic Controller still served recent logs")
+    return Observation(Outcome.UNEXPECTED_STATUS, f"status {status}")

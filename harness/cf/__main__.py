@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle", "crowd")
+ROLES += ("logcache", "rlpgateway", "cf-logs", "cf-recent", "v2-nozzle")  # today's log paths (harness.profiles)
 
 
 def main(argv: list[str]) -> None:
@@ -42,6 +43,15 @@ def main(argv: list[str]) -> None:
     elif role == "crowd":
         from harness.cf import crowd
         crowd.main(rest)
+    elif role == "logcache":
+        from harness.cf import logcache
+        logcache.main()
+    elif role == "rlpgateway":
+        from harness.cf import rlpgateway
+        rlpgateway.main()
+    elif role in ("cf-logs", "cf-recent", "v2-nozzle"):
+        from harness.cf import v2clients
+        v2clients.main([role, *rest])
     elif role == "idle":
         # The client container: stays up so tests can `docker exec` the client commands in it.
         import signal

@@ -202,6 +202,11 @@ class Router:
             record["status"] = 502
             writer.write(error_response(502, f"endpoint_failure ({exc!r})", "Registered endpoint failed to handle the request."))
             return await writer.drain()
+        # A request body the client sent after its head (an L7 LB writes them apart) goes up before
+        # the router waits for the answer, as gorouter's reverse proxy streams it.
+        body_length = int(hdr.get(received, "Content-Length") or 0)
+        while len(rest) < body_length and (chunk := await reader.read(body_length - len(rest))):
+            rest += chunk
         up_writer.write(render_head(f"{method} {target} HTTP/1.1", outgoing) + rest)
         await up_writer.drain()
         resp_head, resp_rest = await read_head(up_reader)

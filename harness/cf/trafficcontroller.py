@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ ATTEMPT_HEADER = "X-Harness-Attempt"
 #: The harness reads this attempt's events here (straight from inside the TC container, never
 #: through the LB): ``GET /harness/events?attempt=<id>``.
 EVENTS_PATH = "/harness/events"
+#: The foundation generation this TC emulates (``harness.profiles``): ``GET /harness/profile?set=current``
+#: switches it; read from inside the TC container only, like the events.
+PROFILE_PATH = "/harness/profile"
 
 
 async def send_frames(ws: ServerConnection | ClientConnection, messages: list[bytes]) -> None:
@@ -92,6 +96,15 @@ class TrafficController:
         self.cc_url, self.uaa_url, self.doppler_urls, self.timings = cc_url, uaa_url, doppler_urls, timings
         self.upstreams: dict[int, list[ClientConnection]] = {}
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=20000)
+        self.profile = os.environ.get("TC_PROFILE", "classic")
+
+    def _profile(self, query: str) -> Response:
+        wanted = parse_qs(query).get("set", [self.profile])[-1]
+        if wanted not in ("classic", "current"):
+            return _respond(400, f"unknown profile {wanted!r}: classic or current\n".encode())
+        self.profile = wanted
+        log_event("tc", "profile", profile=wanted)
+        return _respond(200, json.dumps({"profile": wanted}).encode(), (("Content-Type", "application/json"),))
 
     def event(self, name: str, attempt: str | None, **fields: object) -> None:
         """Log an event and keep it for the harness's witness, keyed by the attempt id."""
@@ -129,7 +142,12 @@ class TrafficController:
             return _respond(200, b"ok\n")
         if path == EVENTS_PATH:
             return self._events_response(urlsplit(request.path).query)
+        if path == PROFILE_PATH:
+            return self._profile(urlsplit(request.path).query)
         if m := RECENT.match(path):
+            if self.profile == "current":  # gone since loggregator-release v107 (commit ee2b5225e)
+                self.event("recent_logs_removed", attempt, path=path, profile=self.profile)
+                return _respond(404, b"404 page not found\n")  # gorilla/mux's NotFound
             return await self._recent(m.group(1), token)
         if m := STREAM.match(path):
             denial, subscribe = await self._app_denial(m.group(1), token), f"app={quote(m.group(1))}"

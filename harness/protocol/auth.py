@@ -88,3 +88,45 @@ class TokenTable:
             for token, g in data.get("tokens", {}).items()  # type: ignore[union-attr]
         }
         return cls(grants, frozenset(data.get("apps", ())))  # type: ignore[arg-type]
+
+
+# ---- Log Cache and the RLP gateway (appended for today's log paths) ------------------------------
+
+#: Scopes that make a token a logs admin in Log Cache's and the RLP gateway's UAA clients.
+LOGS_ADMIN_SCOPES = ("doppler.firehose", "logs.admin")
+_ANY_CASE_BEARER = re.compile(r"(?i)^bearer\s+")
+
+
+def trim_bearer_any_case(token: str) -> str:
+    """Log Cache and the RLP gateway strip ``bearer`` in any case (log-cache-release
+    ``src/internal/auth/uaa_client.go`` trimBearer, ``(?i)^bearer\\s+``), unlike TC's exact prefix."""
+    return _ANY_CASE_BEARER.sub("", token)
+
+
+def is_logs_admin(scopes: list[str] | None) -> bool:
+    return bool(scopes) and any(s in LOGS_ADMIN_SCOPES for s in scopes or ())
+
+
+def logs_reader_allows(token: str | None, scopes: list[str] | None, readable: list[str] | None,
+                       source_ids: list[str], *, guid_only: bool) -> bool:
+    """Log Cache's ``/api/v1/read/<id>`` and the RLP gateway's ``/v2/read`` middleware: a missing or
+    unreadable token, or a source the token cannot read, is refused (both answer 404, never 401).
+    ``scopes``: what UAA said of the token (None: invalid); ``readable``: the app GUIDs Cloud
+    Controller lists for it. The RLP gateway wants at least one source id from a non-admin, each a
+    GUID (``guid_only``) (loggregator-release ``src/rlp-gateway/internal/web/cf_auth_middleware.go``;
+    log-cache-release ``src/internal/auth/cf_auth_middleware.go``)."""
+    if not token or scopes is None:
+        return False
+    if is_logs_admin(scopes):
+        return True
+    if not source_ids:
+        return False
+    return all((GUID.match(s) or not guid_only) and s in (readable or []) for s in source_ids)
+
+
+def readable_apps(table: TokenTable, authorization: str | None) -> list[str] | None:
+    """What CC's ``GET /v3/apps`` lists for this token: None for a token CC does not know (401)."""
+    grant = table.grants.get(trim_bearer_any_case(authorization or ""))
+    if grant is None:
+        return None
+    return sorted(a for a in table.apps if "*" in grant.apps or a in grant.apps)

@@ -39,3 +39,29 @@ def test_firehose_needs_the_scope() -> None:
 
 def test_only_lower_case_bearer_is_stripped() -> None:
     assert auth.strip_bearer("bearer abc") == "abc" and auth.strip_bearer("Bearer abc") == "Bearer abc"
+
+
+# ---- Log Cache and the RLP gateway ----------------------------------------------------------------
+
+
+def test_log_cache_and_rlp_gateway_strip_bearer_in_any_case() -> None:
+    assert [auth.trim_bearer_any_case(t) for t in ("bearer a", "Bearer a", "BEARER  a", "a")] == ["a"] * 4
+
+
+def test_log_readers_refuse_without_a_readable_token_and_admins_read_everything() -> None:
+    other = "0f0e0d0c-0b0a-4909-8807-060504030201"
+    allows = auth.logs_reader_allows
+    assert not allows(None, ["cloud_controller.read"], [APP], [APP], guid_only=False)  # no token
+    assert not allows("bearer x", None, [APP], [APP], guid_only=False)  # UAA refused it
+    assert allows("bearer dev", ["cloud_controller.read"], [APP], [APP], guid_only=False)
+    assert not allows("bearer dev", ["cloud_controller.read"], [APP], [other], guid_only=False)
+    assert allows("bearer a", ["logs.admin"], [], [other], guid_only=True)
+    assert allows("bearer a", ["doppler.firehose"], None, [], guid_only=True)  # admin firehose read
+    assert not allows("bearer dev", ["cloud_controller.read"], [APP], [], guid_only=True)  # RLP: source needed
+    assert not allows("bearer dev", ["cloud_controller.read"], ["not-a-guid"], ["not-a-guid"], guid_only=True)
+
+
+def test_cloud_controller_lists_the_apps_a_token_reads() -> None:
+    assert auth.readable_apps(TABLE, "Bearer dev") == [APP]
+    assert auth.readable_apps(TABLE, "bearer nobody") is None
+    assert auth.readable_apps(TABLE, "bearer admin") == sorted(TABLE.apps)
