@@ -58,6 +58,15 @@ class Outcome(str, Enum):
     # ---- the fault itself ----------------------------------------------------------------------------
     IMPAIRMENT_NOT_APPLIED = "impairment_not_applied"
     NOT_APPLICABLE = "not_applicable"
+    # ---- frame fidelity (harness.frame_checks) -----------------------------------------------------
+    FRAME_ALTERED = "frame_altered"
+    CONTROL_FRAME_LOST = "control_frame_lost"
+    CLOSE_ALTERED = "close_altered"
+    PIPELINED_DATA_LOST = "pipelined_data_lost"
+    BASELINE_FAILED = "baseline_failed"
+    # ---- Scapy as the TCP peer (harness.tcp_peer_checks) -------------------------------------------
+    WIRE_NOT_REORDERED = "wire_not_reordered"
+    LB_HOLDS_CONNECTION = "lb_holds_connection"
 
     def __str__(self) -> str:
         return self.value
@@ -119,6 +128,18 @@ DIAGNOSES: dict[Outcome, str] = {
     Outcome.IMPAIRMENT_NOT_APPLIED: "the impairment did not take effect (no packet matched, no stall, no delay): "
                                     "the check cannot judge anything",
     Outcome.NOT_APPLICABLE: "the check cannot run here (see the reason)",
+    Outcome.FRAME_ALTERED: "a WebSocket message arrived changed: its reassembled bytes or length differ from "
+                           "what the other end sent",
+    Outcome.CONTROL_FRAME_LOST: "a ping or pong did not cross, or crossed with another payload",
+    Outcome.CLOSE_ALTERED: "the close code or reason that arrived differs from the one sent",
+    Outcome.PIPELINED_DATA_LOST: "data written right behind the handshake request never reached the Traffic "
+                                 "Controller",
+    Outcome.BASELINE_FAILED: "the same exchange failed straight to the Traffic Controller, without the LB: the "
+                             "stand-ins are at fault, so nothing can be said about the LB",
+    Outcome.WIRE_NOT_REORDERED: "the request did not cross the client's wire out of order and overlapping: the "
+                                "check did not test what it says",
+    Outcome.LB_HOLDS_CONNECTION: "the Traffic Controller's side ended but the LB still holds a connection of the "
+                                 "stream open (to the client, or to a router that closed)",
 }
 
 

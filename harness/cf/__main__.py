@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle")
+ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle", "frames", "tcppeer")
 
 
 def main(argv: list[str]) -> None:
@@ -33,6 +33,12 @@ def main(argv: list[str]) -> None:
     elif role == "capture":
         from harness.cf import capture
         capture.main(rest)
+    elif role == "tcppeer":
+        from harness.cf import tcppeer
+        tcppeer.main(rest)
+    elif role == "frames":
+        from harness.cf import frames
+        frames.main(rest)
     elif role == "faultproxy":
         from harness.cf import faultproxy
         asyncio.run(faultproxy.main())

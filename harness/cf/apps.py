@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from websockets.asyncio.client import connect
 
 from harness.cf.settings import log_event
-from harness.protocol import envelope
+from harness.protocol import envelope, frames
 
 
 class EchoApp(BaseHTTPRequestHandler):
@@ -44,13 +44,16 @@ def serve_echo() -> None:
     ThreadingHTTPServer(("0.0.0.0", port), EchoApp).serve_forever()
 
 
-async def emit(doppler_url: str, app_id: str, count: int, rate: float, start: int = 0, size: int = 0) -> dict[str, object]:
+async def emit(doppler_url: str, app_id: str, count: int, rate: float, start: int = 0, size: int = 0,
+               line_bytes: int = 0) -> dict[str, object]:
     """Send ``count`` sequence-numbered log envelopes at ``rate`` per second (0: as fast as possible)."""
     padding = "x" * size
     began = time.monotonic()
     async with connect(f"{doppler_url}/ingress", max_size=None, ping_interval=None) as ws:
         for i in range(start, start + count):
-            await ws.send(envelope.encode_log(app_id, i, padding))
+            # line_bytes: the whole line is exactly that long, a pattern a shifted chunk would change
+            text = frames.log_line(i, line_bytes).decode().partition(" ")[2] if line_bytes else padding
+            await ws.send(envelope.encode_log(app_id, i, text))
             if rate > 0:
                 delay = began + (i - start + 1) / rate - time.monotonic()
                 if delay > 0:
@@ -69,6 +72,8 @@ def emit_cli(argv: list[str]) -> None:
     parser.add_argument("--rate", type=float, default=0, help="envelopes per second; 0 = unthrottled")
     parser.add_argument("--start", type=int, default=0, help="first sequence number")
     parser.add_argument("--size", type=int, default=0, help="bytes of padding per line")
+    parser.add_argument("--line-bytes", type=int, default=0,
+                        help="each log line exactly this long (harness.protocol.frames.log_line); overrides --size")
     args = parser.parse_args(argv)
-    result = asyncio.run(emit(args.doppler, args.app, args.count, args.rate, args.start, args.size))
+    result = asyncio.run(emit(args.doppler, args.app, args.count, args.rate, args.start, args.size, args.line_bytes))
     print(json.dumps(result), flush=True)

@@ -25,6 +25,7 @@ from websockets.datastructures import Headers as WsHeaders
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from harness.cf import frames
 from harness.cf.httpcall import call
 from harness.cf.settings import env_float, log_event
 from harness.protocol import auth, handshake, multipart
@@ -134,6 +135,8 @@ class TrafficController:
             denial, subscribe = await self._app_denial(m.group(1), token), f"app={quote(m.group(1))}"
         elif m := FIREHOSE.match(path):
             denial, subscribe = await self._firehose_denial(token), f"shard={quote(m.group(1))}"
+        elif frames.scenario_of(request.path):  # frame-fidelity scripts (harness.cf.frames): no auth, no Doppler
+            denial, subscribe = None, ""
         else:
             return _respond(404, b"404 page not found\n")
         if denial:
@@ -144,6 +147,8 @@ class TrafficController:
             self.event("handshake_rejected", attempt, path=path, status=rejection.status, reason=rejection.reason,
                        headers=headers)
             return _respond(rejection.status, rejection.body, rejection.headers)
+        if not subscribe:
+            return None
         try:
             self.upstreams[id(ws)] = [await connect(f"{url}/subscribe?{subscribe}", max_size=None,
                                                     ping_interval=None, open_timeout=5)
@@ -166,6 +171,8 @@ class TrafficController:
         return _respond(200, body, (("Content-Type", ctype),))
 
     async def handle(self, ws: ServerConnection) -> None:
+        if ws.request and frames.scenario_of(ws.request.path):
+            return await frames.serve(ws, ws.request.headers.get(ATTEMPT_HEADER), self.event)
         upstreams = self.upstreams.pop(id(ws), [])
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
         peer = ws.remote_address[0]
