@@ -68,3 +68,16 @@ def rst_injector(image: str, target_id: str, name: str, labels: dict[str, str], 
                            "--seq-offset", str(seq_offset)])
             .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW"], labels=labels, init=True)
             .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30))).with_poll_interval(0.1)))
+
+
+def tcp_peer(image: str, target_id: str, name: str, labels: dict[str, str], args: list[str]) -> DockerContainer:
+    """A one-shot WebSocket client whose TCP is Scapy's (``harness.cf.tcppeer``), in the target's
+    namespace: NET_RAW to send and sniff, NET_ADMIN for the iptables rule that silences the kernel's
+    RSTs for its port. Its JSON lines are its container's log."""
+    return (DockerContainer(image)
+            .with_name(name)
+            .with_command(["tcppeer", *args])
+            .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW", "NET_ADMIN"], labels=labels,
+                         init=True)
+            .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30)))
+                         .with_poll_interval(0.1)))

@@ -63,6 +63,15 @@ class Outcome(str, Enum):
     LOG_READ_DENIED = "log_read_denied"
     TLS_FAILED = "tls_failed"
     RESPONSE_BUFFERED = "response_buffered"
+    # ---- frame fidelity (harness.frame_checks) -----------------------------------------------------
+    FRAME_ALTERED = "frame_altered"
+    CONTROL_FRAME_LOST = "control_frame_lost"
+    CLOSE_ALTERED = "close_altered"
+    PIPELINED_DATA_LOST = "pipelined_data_lost"
+    BASELINE_FAILED = "baseline_failed"
+    # ---- Scapy as the TCP peer (harness.tcp_peer_checks) -------------------------------------------
+    WIRE_NOT_REORDERED = "wire_not_reordered"
+    LB_HOLDS_CONNECTION = "lb_holds_connection"
 
     def __str__(self) -> str:
         return self.value
@@ -134,6 +143,18 @@ DIAGNOSES: dict[Outcome, str] = {
                                "turn buffering off for log-stream.<system domain>",
     Outcome.TLS_FAILED: "the TLS handshake to the HTTPS endpoint failed (nothing or something else than TLS "
                         "answered on the port)",
+    Outcome.FRAME_ALTERED: "a WebSocket message arrived changed: its reassembled bytes or length differ from "
+                           "what the other end sent",
+    Outcome.CONTROL_FRAME_LOST: "a ping or pong did not cross, or crossed with another payload",
+    Outcome.CLOSE_ALTERED: "the close code or reason that arrived differs from the one sent",
+    Outcome.PIPELINED_DATA_LOST: "data written right behind the handshake request never reached the Traffic "
+                                 "Controller",
+    Outcome.BASELINE_FAILED: "the same exchange failed straight to the Traffic Controller, without the LB: the "
+                             "stand-ins are at fault, so nothing can be said about the LB",
+    Outcome.WIRE_NOT_REORDERED: "the request did not cross the client's wire out of order and overlapping: the "
+                                "check did not test what it says",
+    Outcome.LB_HOLDS_CONNECTION: "the Traffic Controller's side ended but the LB still holds a connection of the "
+                                 "stream open (to the client, or to a router that closed)",
 }
 
 

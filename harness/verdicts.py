@@ -79,6 +79,14 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     out["on_wire"] = Expectation(on_80.outcome, "on the wire: " + on_80.because)
     out["crafted_split_handshake"] = ws
     out["crafted_header_casing"] = ws
+    for check in ("frame_log_line", "frame_fragments", "frame_ping_pong", "frame_close_codes", "frame_pipelined",
+                  "frame_upgrade_casing"):  # frame fidelity through the LB (harness.frame_checks)
+        out[check] = ws
+    out["tcp_peer_segments"] = on_80  # Scapy as the TCP peer on port 80 (harness.tcp_peer_checks)
+    out["tcp_peer_zero_window"] = on_80 if on_80.outcome != PASS else Expectation(
+        PASS, "TC cuts a consumer that takes nothing for 5 s; the LB then lets go of both sides")
+    out["tcp_peer_half_close"] = on_80 if on_80.outcome != PASS else Expectation(
+        PASS, "gorouter ends both connections when one copy ends; the LB passes the end on")
     out["crafted_rst"] = ws if ws.outcome != PASS else Expectation(
         Outcome.HALF_OPEN, "a RST to the LB ends the LB's and TC's side; nothing tells the client")
     out["kernel_reset"] = ws if ws.outcome != PASS else Expectation(Outcome.STREAM_CUT, "the LB's kernel answers with RST")

@@ -7,6 +7,7 @@ import sys
 
 ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle", "crowd")
 ROLES += ("logcache", "rlpgateway", "cf-logs", "cf-recent", "v2-nozzle")  # today's log paths (harness.profiles)
+ROLES += ("frames", "tcppeer")  # frame fidelity, Scapy as the TCP peer
 
 
 def main(argv: list[str]) -> None:
@@ -34,6 +35,12 @@ def main(argv: list[str]) -> None:
     elif role == "capture":
         from harness.cf import capture
         capture.main(rest)
+    elif role == "tcppeer":
+        from harness.cf import tcppeer
+        tcppeer.main(rest)
+    elif role == "frames":
+        from harness.cf import frames
+        frames.main(rest)
     elif role == "faultproxy":
         from harness.cf import faultproxy
         asyncio.run(faultproxy.main())

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from websockets.asyncio.client import connect
 
 from harness.cf.settings import log_event
-from harness.protocol import envelope
+from harness.protocol import envelope, frames
 
 
 class EchoApp(BaseHTTPRequestHandler):
@@ -44,10 +44,17 @@ def serve_echo() -> None:
     ThreadingHTTPServer(("0.0.0.0", port), EchoApp).serve_forever()
 
 
+def _text(seq: int, padding: str, line_bytes: int) -> str:
+    """The line after ``seq=<n> ``: ``line_bytes`` makes the whole line exactly that long, in a
+    pattern a shifted or dropped chunk would change; else ``padding``."""
+    return frames.log_line(seq, line_bytes).decode().partition(" ")[2] if line_bytes else padding
+
+
 BATCH = 256  # envelopes written together, as real agents batch envelopes to Doppler (gRPC batch)
 
 
-async def emit(doppler_url: str, app_id: str, count: int, rate: float, start: int = 0, size: int = 0) -> dict[str, object]:
+async def emit(doppler_url: str, app_id: str, count: int, rate: float, start: int = 0, size: int = 0,
+               line_bytes: int = 0) -> dict[str, object]:
     """Send ``count`` sequence-numbered log envelopes at ``rate`` per second (0: as fast as possible).
 
     Each envelope is its own WebSocket message; the ones due at the same moment are written together
@@ -64,7 +71,8 @@ async def emit(doppler_url: str, app_id: str, count: int, rate: float, start: in
                 await asyncio.sleep(sent / rate - (time.monotonic() - began))  # the next one is due then
                 continue
             batch = min(due, BATCH, count - sent)
-            await send_frames(ws, [envelope.encode_log(app_id, start + sent + i, padding) for i in range(batch)])
+            seqs = range(start + sent, start + sent + batch)
+            await send_frames(ws, [envelope.encode_log(app_id, seq, _text(seq, padding, line_bytes)) for seq in seqs])
             sent += batch
     elapsed = time.monotonic() - began
     return {"event": "emitted", "count": count, "start": start, "seconds": round(elapsed, 3)}
@@ -80,6 +88,8 @@ def emit_cli(argv: list[str]) -> None:
     parser.add_argument("--rate", type=float, default=0, help="envelopes per second; 0 = unthrottled")
     parser.add_argument("--start", type=int, default=0, help="first sequence number")
     parser.add_argument("--size", type=int, default=0, help="bytes of padding per line")
+    parser.add_argument("--line-bytes", type=int, default=0,
+                        help="each log line exactly this long (harness.protocol.frames.log_line); overrides --size")
     args = parser.parse_args(argv)
-    result = asyncio.run(emit(args.doppler, args.app, args.count, args.rate, args.start, args.size))
+    result = asyncio.run(emit(args.doppler, args.app, args.count, args.rate, args.start, args.size, args.line_bytes))
     print(json.dumps(result), flush=True)

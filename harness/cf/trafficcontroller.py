@@ -27,6 +27,7 @@ from websockets.datastructures import Headers as WsHeaders
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from harness.cf import frames
 from harness.cf.httpcall import call
 from harness.cf.settings import env_float, log_event
 from harness.protocol import auth, handshake, multipart
@@ -153,6 +154,8 @@ class TrafficController:
             denial, subscribe = await self._app_denial(m.group(1), token), f"app={quote(m.group(1))}"
         elif m := FIREHOSE.match(path):
             denial, subscribe = await self._firehose_denial(token), f"shard={quote(m.group(1))}"
+        elif frames.scenario_of(request.path):  # frame-fidelity scripts (harness.cf.frames): no auth, no Doppler
+            denial, subscribe = None, ""
         else:
             return _respond(404, b"404 page not found\n")
         if denial:
@@ -163,7 +166,7 @@ class TrafficController:
         # (cloudfoundry/loggregator-release src/trafficcontroller/internal/proxy/stream_handler.go,
         # firehose_handler.go).
         try:
-            upstreams = await self._subscribe(subscribe)
+            upstreams = await self._subscribe(subscribe) if subscribe else []  # frame scripts need no Doppler
         except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
             self.event("subscribe_failed", attempt, path=path, error=repr(exc))
             return _respond(503, b"")
@@ -203,6 +206,8 @@ class TrafficController:
         return _respond(200, body, (("Content-Type", ctype),))
 
     async def handle(self, ws: ServerConnection) -> None:
+        if ws.request and frames.scenario_of(ws.request.path):
+            return await frames.serve(ws, ws.request.headers.get(ATTEMPT_HEADER), self.event)
         upstreams = self.upstreams.pop(id(ws), [])
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
         peer = ws.remote_address[0]

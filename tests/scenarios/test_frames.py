@@ -1,0 +1,85 @@
+"""Frame fidelity through every LB (HAProxy's websocket.vtc, nginx-tests' proxy_websocket.t and
+Autobahn's assertions, on the CF path), each scenario measured through the LB and straight to the
+Traffic Controller side by side (``harness.frame_checks``).
+
+Through the LB the client dials what ``/v2/info`` advertises, as ``cf logs`` does; the straight
+attempt runs in the app container and dials ``tc:8081``. Each attempt has its own id, and each is
+judged from its own evidence: the client's record of every frame it got and the TC's events.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Callable
+
+import pytest
+
+from harness.deployment import APP_GUID, DOPPLER_INGRESS, ClientRun, Deployment
+from harness.frame_checks import CHECKS, combine, observe, side_by_side
+from harness.outcomes import Observation
+from harness.protocol.frames import MAX_LOG_LINE
+from harness.witness import Evidence
+
+pytestmark = pytest.mark.matrix
+Verdict = Callable[..., None]
+DIRECT = "ws://tc:8081"  # the Traffic Controller's own listener, on the cf network
+
+
+def frames_run(dep: Deployment, scenario: str, *args: str, direct: bool = False) -> ClientRun:
+    """One scenario's client: through the LB (discovery as the CLI does it) or straight to the TC."""
+    args = ("--scenario", scenario, *(("--casing", "odd") if scenario == "casing" else ()), *args)
+    if not direct:
+        return dep.client_run("frames", "--api", dep.api_url, *args)
+    app = dep.nodes["app"].docker
+    return ClientRun(app.client.api, app.id, ["python3", "-m", "harness.cf", "frames", "--endpoint", DIRECT, *args])
+
+
+def attempt(dep: Deployment, scenario: str, *args: str, direct: bool = False) -> Evidence:
+    run = frames_run(dep, scenario, *args, direct=direct)
+    return dep.evidence(run, run.result(60))
+
+
+def scripted(dep: Deployment, scenario: str, *, through_args: tuple[str, ...] = (),
+             direct_args: tuple[str, ...] = ()) -> tuple[Observation, dict[str, object]]:
+    """A TC-side script straight to the TC, then through the LB (``--mangle`` in either's args: that
+    attempt asks the TC to deviate from the script, a negative control)."""
+    direct = attempt(dep, scenario, *direct_args, direct=True)
+    through = attempt(dep, scenario, *through_args)
+    seen = side_by_side(observe(through, scenario), observe(direct, scenario))
+    return seen, {"attempt_through_lb": through.attempt, "attempt_direct": direct.attempt,
+                  "frames_through_lb": (through.client.get("record") or {}).get("frames")}
+
+
+def log_line_attempts(dep: Deployment, *, line_bytes: int = MAX_LOG_LINE) -> tuple[Evidence, Evidence]:
+    """Two consumers of the app's stream (through the LB, direct); one line of ``line_bytes`` bytes
+    emitted once both are up. Each waits for that line's sequence number and compares it with
+    ``harness.protocol.frames.log_line`` (``line_bytes`` != 61,440: the control, a truncated line).
+    Returns (through the LB, direct)."""
+    seq = 700_000 + secrets.randbelow(100_000)
+    stream = ("--app", APP_GUID, "--token", "bearer dev", "--seq", str(seq))
+    direct, through = frames_run(dep, "log-line", *stream, direct=True), frames_run(dep, "log-line", *stream)
+    direct.wait_event("connected", 15)
+    through.wait_event("connected", 15)
+    code, out = dep.nodes["app"].exec(["python3", "-m", "harness.cf", "emit", "--doppler", DOPPLER_INGRESS, "--app",
+                                       APP_GUID, "--count", "1", "--start", str(seq), "--line-bytes", str(line_bytes)])
+    assert code == 0, out
+    return dep.evidence(through, through.result(60)), dep.evidence(direct, direct.result(60))
+
+
+def log_line(dep: Deployment) -> tuple[Observation, dict[str, object]]:
+    ev_through, ev_direct = log_line_attempts(dep)
+    seen = side_by_side(observe(ev_through, "log-line"), observe(ev_direct, "log-line"))
+    return seen, {"attempt_through_lb": ev_through.attempt, "attempt_direct": ev_direct.attempt,
+                  "line_through_lb": ev_through.client.get("record", {}).get("line_bytes")}
+
+
+@pytest.mark.check("frame_log_line")
+def test_largest_log_line_arrives_intact(deployment: Deployment, verdict: Verdict) -> None:
+    seen, facts = log_line(deployment)
+    verdict("frame_log_line", seen, **facts)
+
+
+@pytest.mark.parametrize("check", [c for c in CHECKS if c != "frame_log_line"])
+def test_frames_cross_unchanged(deployment: Deployment, verdict: Verdict, check: str) -> None:
+    runs = [scripted(deployment, scenario) for scenario in CHECKS[check]]
+    verdict(check, combine([seen for seen, _ in runs]), runs=[facts for _, facts in runs])
