@@ -61,7 +61,7 @@ def use_profile(dep: "Deployment", profile: str) -> None:
         return
     code, out = -1, ""
     for _ in range(3):  # a docker exec under load now and then returns no output: ask again (idempotent)
-        code, out = dep.nodes["tc"].exec(["curl", "-sf", f"http://127.0.0.1:8081/harness/profile?set={profile}"])
+        code, out = dep.nodes["tc"].exec(["curl", "-sf", f"http://127.0.0.1:8088/harness/profile?set={profile}"])
         if code == 0 and _said(out) == profile:
             dep._profile = profile  # type: ignore[attr-defined]
             return

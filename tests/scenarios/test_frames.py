@@ -3,7 +3,8 @@ Autobahn's assertions, on the CF path), each scenario measured through the LB an
 Traffic Controller side by side (``harness.frame_checks``).
 
 Through the LB the client dials what ``/v2/info`` advertises, as ``cf logs`` does; the straight
-attempt runs in the app container and dials ``tc:8081``. Each attempt has its own id, and each is
+attempt runs in the app container and dials ``tc:8088`` (the TC's plain listener; 8081 is TLS).
+Each attempt has its own id, and each is
 judged from its own evidence: the client's record of every frame it got and the TC's events.
 """
 
@@ -22,7 +23,7 @@ from harness.witness import Evidence
 
 pytestmark = pytest.mark.matrix
 Verdict = Callable[..., None]
-DIRECT = "ws://tc:8081"  # the Traffic Controller's own listener, on the cf network
+DIRECT = "ws://tc:8088"  # the Traffic Controller's plain listener (8081 is TLS, for the routers)
 
 
 def frames_run(dep: Deployment, scenario: str, *args: str, direct: bool = False) -> ClientRun:

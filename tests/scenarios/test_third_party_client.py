@@ -81,7 +81,7 @@ def window_evidence(dep: Deployment, started: float, client: dict[str, Any]) -> 
     for i in range(dep.topology.router_count):
         code, out = dep.nodes[f"router-{i}"].exec(["curl", "-sf", "http://127.0.0.1:8080/requests"])
         routers += json.loads(out) if code == 0 else []
-    code, out = dep.nodes["tc"].exec(["curl", "-sf", "http://127.0.0.1:8081/harness/events"])
+    code, out = dep.nodes["tc"].exec(["curl", "-sf", "http://127.0.0.1:8088/harness/events"])
     tc = json.loads(out) if code == 0 else []
     return Evidence(f"window-{started:.3f}", started, ended, client, tuple(within(routers, started, ended)),
                     tuple(within(tc, started, ended)))
@@ -111,7 +111,7 @@ def test_cloudfoundry_client_streams_logs(deployment: Deployment, cf_client: Any
 
 
 def _tc_opened(dep: Deployment, since: float) -> bool:
-    code, out = dep.nodes["tc"].exec(["curl", "-sf", "http://127.0.0.1:8081/harness/events"])
+    code, out = dep.nodes["tc"].exec(["curl", "-sf", "http://127.0.0.1:8088/harness/events"])
     return code == 0 and any(e["event"] == "stream_open" and e["ts"] >= since for e in json.loads(out))
 
 
