@@ -23,9 +23,12 @@ if TYPE_CHECKING:
 
 DRIVERS_DIR = Path(__file__).resolve().parent.parent / "topologies" / "drivers"
 FIELDS = {"name", "description", "image", "template", "protocols", "passes_upgrade", "proxy_protocol",
-          "vars", "config_env", "version_command", "command"}
+          "vars", "config_env", "version_command", "command", "honours_idle_timeout", "default_idle_timeout",
+          "default_topologies", "upgrade_failure", "terminates_tls_tcp"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # it becomes part of cell ids and container names
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: how a handshake can fail at an LB that does not pass Upgrade (``Outcome`` values; see verdicts)
+UPGRADE_FAILURES = ("upgrade_stripped", "handshake_rejected", "handshake_failed")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,18 @@ class Driver:
     command: tuple[str, ...] = ()
     external: bool = False  # the user's own LB: no container; ``address`` is where clients reach it
     address: str = ""
+    #: the template applies the topology's ``lb.idle_timeout`` (so the harness can set the idle cut)
+    honours_idle_timeout: bool = False
+    #: the LB's own idle cut of an upgraded stream, in seconds; None: it never cuts an idle stream
+    default_idle_timeout: float | None = None
+    #: when the run does not name this driver in ``--lb``, it joins only these topologies' matrix
+    #: cells (and no other scenario); None: every cell it supports (keeps the default run small)
+    default_topologies: tuple[str, ...] | None = None
+    #: what a WebSocket handshake through an HTTP listener of a driver that cannot pass Upgrade
+    #: shows (an ``Outcome`` value): how this LB's mistake fails, measured
+    upgrade_failure: str = "upgrade_stripped"
+    #: a TCP listener with ``tls: true`` cuts TLS and passes the plain bytes on (a TLS terminator)
+    terminates_tls_tcp: bool = False
 
     @property
     def local_image(self) -> bool:
@@ -138,6 +153,22 @@ def load(path: Path) -> Driver:
         raise _fail(path, "protocols", f"{protocols!r}", "use a list drawn from: http, tcp")
     if not isinstance(data.get("passes_upgrade", False), bool):
         raise _fail(path, "passes_upgrade", f"is {data['passes_upgrade']!r}", "use true or false")
+    for flag in ("honours_idle_timeout", "terminates_tls_tcp"):
+        if not isinstance(data.get(flag, False), bool):
+            raise _fail(path, flag, f"is {data[flag]!r}", "use true or false")
+    if not isinstance(data.get("honours_idle_timeout", False), bool):
+        raise _fail(path, "honours_idle_timeout", f"is {data['honours_idle_timeout']!r}",
+                    "use true (the template applies lb.idle_timeout) or false")
+    idle = data.get("default_idle_timeout")
+    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0):
+        raise _fail(path, "default_idle_timeout", f"is {idle!r}",
+                    "use seconds > 0, or null when the LB never cuts an idle upgraded stream")
+    default_topologies = data.get("default_topologies")
+    if default_topologies is not None:
+        default_topologies = _strings(path, data, "default_topologies")
+    upgrade_failure = data.get("upgrade_failure", "upgrade_stripped")
+    if upgrade_failure not in UPGRADE_FAILURES:
+        raise _fail(path, "upgrade_failure", f"is {upgrade_failure!r}", f"use one of: {', '.join(UPGRADE_FAILURES)}")
     proxy = data.get("proxy_protocol", [])
     if not isinstance(proxy, list) or not all(p in ("v1", "v2") for p in proxy):
         raise _fail(path, "proxy_protocol", f"is {proxy!r}", "use a list drawn from: v1, v2 (or [])")
@@ -145,7 +176,11 @@ def load(path: Path) -> Driver:
                   image=data["image"], template=template, protocols=tuple(protocols),
                   passes_upgrade=bool(data.get("passes_upgrade", False)),
                   proxy_protocol=tuple(proxy), vars=dict(data.get("vars") or {}), config_env=config_env,
-                  version_command=_strings(path, data, "version_command"), command=_strings(path, data, "command"))
+                  version_command=_strings(path, data, "version_command"), command=_strings(path, data, "command"),
+                  honours_idle_timeout=bool(data.get("honours_idle_timeout", False)),
+                  default_idle_timeout=float(idle) if idle is not None else None,
+                  default_topologies=default_topologies, upgrade_failure=str(upgrade_failure),
+                  terminates_tls_tcp=bool(data.get("terminates_tls_tcp", False)))
 
 
 def load_all(*extra_dirs: Path) -> dict[str, Driver]:
