@@ -23,9 +23,12 @@ if TYPE_CHECKING:
 
 DRIVERS_DIR = Path(__file__).resolve().parent.parent / "topologies" / "drivers"
 FIELDS = {"name", "description", "image", "template", "protocols", "passes_upgrade", "proxy_protocol",
-          "vars", "config_env", "version_command", "command", "honours_idle_timeout", "default_idle_timeout"}
+          "vars", "config_env", "version_command", "command", "honours_idle_timeout", "default_idle_timeout",
+          "default_topologies", "upgrade_failure", "terminates_tls_tcp"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # it becomes part of cell ids and container names
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: how a handshake can fail at an LB that does not pass Upgrade (``Outcome`` values; see verdicts)
+UPGRADE_FAILURES = ("upgrade_stripped", "handshake_rejected", "handshake_failed")
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,18 @@ class Driver:
     command: tuple[str, ...] = ()
     external: bool = False  # the user's own LB: no container; ``address`` is where clients reach it
     address: str = ""
-    #: The template applies the harness's ``lb.idle_timeout`` (so the artificial lb_idle variants
-    #: can judge it); false: the idle cut is measured at real timing instead.
+    #: the template applies the topology's ``lb.idle_timeout`` (so the harness can set the idle cut)
     honours_idle_timeout: bool = False
-    #: Seconds an upgraded stream may idle before the LB cuts it when nobody sets it; None: no cut.
+    #: the LB's own idle cut of an upgraded stream, in seconds; None: it never cuts an idle stream
     default_idle_timeout: float | None = None
+    #: when the run does not name this driver in ``--lb``, it joins only these topologies' matrix
+    #: cells (and no other scenario); None: every cell it supports (keeps the default run small)
+    default_topologies: tuple[str, ...] | None = None
+    #: what a WebSocket handshake through an HTTP listener of a driver that cannot pass Upgrade
+    #: shows (an ``Outcome`` value): how this LB's mistake fails, measured
+    upgrade_failure: str = "upgrade_stripped"
+    #: a TCP listener with ``tls: true`` cuts TLS and passes the plain bytes on (a TLS terminator)
+    terminates_tls_tcp: bool = False
     #: A customer config's driver runs only in the topology derived from that config.
     customer_topology: str = ""
 
@@ -147,16 +157,26 @@ def load(path: Path) -> Driver:
         raise _fail(path, "protocols", f"{protocols!r}", "use a list drawn from: http, tcp")
     if not isinstance(data.get("passes_upgrade", False), bool):
         raise _fail(path, "passes_upgrade", f"is {data['passes_upgrade']!r}", "use true or false")
+    if not isinstance(data.get("terminates_tls_tcp", False), bool):
+        raise _fail(path, "terminates_tls_tcp", f"is {data['terminates_tls_tcp']!r}", "use true or false")
+    default_topologies = data.get("default_topologies")
+    if default_topologies is not None:
+        default_topologies = _strings(path, data, "default_topologies")
+    upgrade_failure = data.get("upgrade_failure", "upgrade_stripped")
+    if upgrade_failure not in UPGRADE_FAILURES:
+        raise _fail(path, "upgrade_failure", f"is {upgrade_failure!r}", f"use one of: {', '.join(UPGRADE_FAILURES)}")
     proxy = data.get("proxy_protocol", [])
     if not isinstance(proxy, list) or not all(p in ("v1", "v2") for p in proxy):
         raise _fail(path, "proxy_protocol", f"is {proxy!r}", "use a list drawn from: v1, v2 (or [])")
     honours, default_idle = _idle_fields(path, data)
-    return Driver(honours_idle_timeout=honours, default_idle_timeout=default_idle,
-                  name=name, file=path, description=str(data.get("description", "")),
+    return Driver(name=name, file=path, description=str(data.get("description", "")),
                   image=data["image"], template=template, protocols=tuple(protocols),
                   passes_upgrade=bool(data.get("passes_upgrade", False)),
                   proxy_protocol=tuple(proxy), vars=dict(data.get("vars") or {}), config_env=config_env,
-                  version_command=_strings(path, data, "version_command"), command=_strings(path, data, "command"))
+                  version_command=_strings(path, data, "version_command"), command=_strings(path, data, "command"),
+                  honours_idle_timeout=honours, default_idle_timeout=default_idle,
+                  default_topologies=default_topologies, upgrade_failure=str(upgrade_failure),
+                  terminates_tls_tcp=bool(data.get("terminates_tls_tcp", False)))
 
 
 def _idle_fields(path: Path, data: dict[str, Any]) -> tuple[bool, float | None]:

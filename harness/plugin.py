@@ -134,6 +134,7 @@ def _validated(config: pytest.Config) -> tuple[dict[str, driver_registry.Driver]
         topology_registry.check_drivers(topo, drivers)
     if not config.getoption("--lb"):
         config.option.lb = ",".join(sorted(drivers))
+        config.stash[LB_DEFAULTED] = True
     for lb in _csv(config.getoption("--lb")):
         if lb not in drivers:
             raise pytest.UsageError(f"--lb {lb}: no such LB driver; fix: {did_you_mean(lb, drivers)}use one of: "
@@ -219,6 +220,7 @@ def _prune_runs(run_dir: Path, keep: int) -> None:
 
 
 DRIVERS = pytest.StashKey[dict[str, driver_registry.Driver]]()
+LB_DEFAULTED = pytest.StashKey[bool]()  # --lb not given: drivers with default_topologies run only those
 
 
 def _csv(value: str) -> list[str]:
@@ -287,8 +289,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                                     under_test)
     else:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: uses 'deployment' without a matrix/topology mark")
+    cells = [c for c in cells if _in_default_run(metafunc, drivers[c.driver], c)]
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.xdist_group(c.id), pytest.mark.scenario]) for c in cells]
     metafunc.parametrize("deployment", params, indirect=True)
+
+
+def _in_default_run(metafunc: pytest.Metafunc, driver: driver_registry.Driver, cell: Cell) -> bool:
+    """Whether a cell joins this run. An lb_idle variant needs a driver whose template applies the
+    override (else it would judge the LB's own timeout against the override's prediction); a driver
+    with ``default_topologies`` joins a run that did not name it only on those topologies' matrix."""
+    if cell.lb_idle and not driver.honours_idle_timeout:
+        return False
+    if driver.default_topologies is None or not metafunc.config.stash.get(LB_DEFAULTED, False):
+        return True
+    return bool(metafunc.definition.get_closest_marker("matrix")) and cell.topology in driver.default_topologies
 
 
 def shard_of(config: pytest.Config) -> tuple[int, int] | None:

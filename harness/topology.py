@@ -26,7 +26,7 @@ TOP_LEVEL = {"name", "strategy", "seed", "system_domain", "apps_domain", "router
              "load_balancers", "dns", "expect", "description", "requires", "faults"}
 #: Links a fault proxy (Toxiproxy API) can be put on; the option ``faults: [...]`` in a file.
 FAULT_LINKS = ("client-lb", "lb-router", "router-tc", "doppler-tc")
-REQUIREMENTS = ("passes_upgrade",)
+REQUIREMENTS = ("passes_upgrade", "terminates_tls_tcp")
 LB_FIELDS = ("name", "driver", "listeners", "proxy_protocol", "idle_timeout")
 LISTENER_FIELDS = ("port", "protocol", "tls", "backend_port")
 

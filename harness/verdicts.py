@@ -46,7 +46,8 @@ def _through(topo: Topology, driver_of: dict[str, Driver], label: str, port: int
     if listener.protocol == "http":
         driver = driver_of[lb.name]
         if websocket and not driver.passes_upgrade:
-            return Expectation(Outcome.UPGRADE_STRIPPED, f"driver '{driver.name}' cannot pass Upgrade in HTTP mode")
+            return Expectation(Outcome(driver.upgrade_failure),
+                               f"driver '{driver.name}' cannot pass Upgrade in HTTP mode")
         return Expectation(PASS, "HTTP mode" + (" with Upgrade passed" if websocket else ""))
     if lb.proxy_protocol == "v2" or (lb.proxy_protocol == "v1" and not topo.router_proxy_protocol):
         return Expectation(Outcome.PROXY_HEADER_REJECTED, f"gorouter cannot read this PROXY {lb.proxy_protocol} header")
@@ -113,6 +114,10 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
         out["xff"] = Expectation(Outcome.LB_IP_AS_CLIENT, "TCP mode without PROXY protocol hides the client address")
     if app.outcome == PASS and "client-lb" in topo.faults:
         out["xff"] = Expectation(Outcome.PROXY_IP_AS_CLIENT, "the client<->LB fault proxy is a TCP hop")
+    tls_listener = _listener(lb, 443)
+    if app.outcome == PASS and tls_listener and tls_listener.protocol == "tcp" and tls_listener.tls:
+        out["xfp"] = Expectation(Outcome.XFP_WRONG, "TLS is cut before a TCP-mode hop: the routers get plain HTTP and "
+                                                   "set X-Forwarded-Proto http on 443")
     out["idle_measured"] = expected_idle_measured(ws, driver_of[ws_lb.name])
 
     out.update(expected_log_readers(topo, driver_of))
@@ -192,6 +197,10 @@ def classify_stream(ev: Evidence, expect: int) -> Observation:
 
 def classify_handshake_status(ev: Evidence, status: int) -> Observation:
     """A handshake that must be answered ``status`` (TC's auth: 401/404 before any upgrade check)."""
+    if _status(ev) == status and not ev.stream_requests():
+        # The LB answered by itself (e.g. Traffic Server's "Not Found on Accelerator" 404 when no
+        # ws:// remap rule matches): no router got this attempt's handshake, so it is not TC's answer.
+        return Observation(Outcome.HANDSHAKE_REJECTED, f"status {status} from the LB: no router saw the handshake")
     if _status(ev) == status:
         challenge = [v for k, v in ev.outcome.get("handshake_headers") or [] if k.lower() == "www-authenticate"]
         if status == 401 and challenge != ["Basic"]:

@@ -38,6 +38,7 @@ STATUS_400 = {"connected": False, "error_kind": "handshake_status", "handshake_s
 PLAIN_GET = {"router": "router-0", "ts": 101.0, "path": f"/apps/{GUID}/stream", "upgrade": False, "status": 400,
              "attempt": "a1"}
 UPGRADED = {**PLAIN_GET, "upgrade": True, "status": 101}
+AT_ROUTER_401 = {**PLAIN_GET, "upgrade": True, "status": 401}
 V2_BYTES = {"router": "router-0", "ts": 101.0, "path": None, "status": 400, "proxy_v2_signature": True,
             "proxy_v1_line": False, "attempt": "a1"}
 V1_BEFORE_TLS = {"router": "router-0", "ts": 101.0, "path": None, "status": None, "tls": True,
@@ -91,10 +92,13 @@ CASES: list[tuple[str, Callable[[], Observation], Outcome]] = [
      Outcome.HANDSHAKE_REJECTED),
     # ---- auth -----------------------------------------------------------------------------------------
     ("401 with Basic", lambda: v.classify_handshake_status(ev({**STATUS_400, "handshake_status": 401,
-                                                               "handshake_headers": [["WWW-Authenticate", "Basic"]]}),
-                                                           401), Outcome.PASS),
-    ("401 without challenge", lambda: v.classify_handshake_status(ev({**STATUS_400, "handshake_status": 401}), 401),
+                                                               "handshake_headers": [["WWW-Authenticate", "Basic"]]},
+                                                              routers=(AT_ROUTER_401,)), 401), Outcome.PASS),
+    ("401 without challenge", lambda: v.classify_handshake_status(ev({**STATUS_400, "handshake_status": 401},
+                                                                     routers=(AT_ROUTER_401,)), 401),
      Outcome.AUTH_CHALLENGE_WRONG),
+    ("the LB's own 404 (no router saw the handshake) is not TC's",
+     lambda: v.classify_handshake_status(ev({**STATUS_400, "handshake_status": 404}), 404), Outcome.HANDSHAKE_REJECTED),
     ("403 where 404 is due", lambda: v.classify_handshake_status(ev({**STATUS_400, "handshake_status": 403}), 404),
      Outcome.HANDSHAKE_REJECTED),
     ("connected where 401 is due", lambda: v.classify_handshake_status(ev(), 401), Outcome.UNEXPECTED_STATUS),
