@@ -78,6 +78,9 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
         out[check] = ws
     on_80 = _through(topo, driver_of, "doppler", 80, websocket=True)
     out["on_wire"] = Expectation(on_80.outcome, "on the wire: " + on_80.because)
+    if on_80.outcome == Outcome.HANDSHAKE_REJECTED:  # the LB answers the handshake itself: no router sees it
+        out["on_wire"] = Expectation(Outcome.NOT_CAPTURED, "on the wire: the LB answers the handshake itself "
+                                                           "(" + on_80.because + "): nothing reaches a router")
     out["crafted_split_handshake"] = ws
     out["crafted_header_casing"] = ws
     for check in ("frame_log_line", "frame_fragments", "frame_ping_pong", "frame_close_codes", "frame_pipelined",
