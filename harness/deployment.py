@@ -180,6 +180,8 @@ def _all_at_once(steps: list[Callable[[], object]]) -> None:
     with ThreadPoolExecutor(max_workers=len(steps)) as pool:
         futures = [pool.submit(step) for step in steps]
     errors = [f.exception() for f in futures if f.exception() is not None]
+    for other in errors[1:]:  # the first is raised; the others would vanish
+        _log(f"also failed: {other}")
     if errors:
         raise errors[0]  # type: ignore[misc]
 
@@ -245,7 +247,8 @@ class Deployment:
             self.networks[name] = Network(docker_network_kw={"labels": self.labels()}).create()
         cf_img = self.tags["cf"]
         self.pki = tls.pki_for(topo.system_domain, topo.apps_domain)
-        # Phase 1, all at once: the CF side and the client (nothing dials another node at start-up).
+        # Phase 1, all at once: the CF side and the client (a node that dials another at start-up,
+        # as Log Cache and the RLP gateway dial Doppler, retries until it answers).
         # Phase 2: the LBs, whose configs name the routers (nginx resolves upstream names at load).
         steps = [lambda: self._start("cc", "cc", cf_img, ["cc"], env={
             "CF_SYSTEM_DOMAIN": topo.system_domain, "CF_LOGGER_SCHEME": topo.logger_scheme,

@@ -81,26 +81,29 @@ def test_largest_log_line_arrives_intact(deployment: Deployment, verdict: Verdic
     verdict("frame_log_line", seen, **facts)
 
 
-def all_scripted(dep: Deployment) -> dict[str, tuple[Observation, dict[str, object]]]:
+def all_scripted(dep: Deployment) -> dict[str, tuple[Observation, dict[str, object]] | BaseException]:
     """Every TC-side scenario of the cell, direct and through the LB, all at once (each attempt has
     its own id and its own evidence; they only wait on sockets), once per cell: the frame checks
-    share these attempts instead of running them one after another."""
-    cache: dict[str, tuple[Observation, dict[str, object]]] | None = getattr(dep, "_frames_scripted", None)
+    share these attempts instead of running them one after another. A scenario that crashed keeps
+    its exception, raised only by the checks that use it."""
+    cache = getattr(dep, "_frames_scripted", None)
     if cache is not None:
-        return cache
+        return cache  # type: ignore[no-any-return]
     scenarios = [sc for check, names in CHECKS.items() if check != "frame_log_line" for sc in names]
-    runs = {sc: (frames_run(dep, sc, direct=True), frames_run(dep, sc)) for sc in scenarios}
 
     def judged(scenario: str) -> tuple[Observation, dict[str, object]]:
-        direct_run, through_run = runs[scenario]
+        direct_run, through_run = frames_run(dep, scenario, direct=True), frames_run(dep, scenario)
         direct = dep.evidence(direct_run, direct_run.result(60))
         through = dep.evidence(through_run, through_run.result(60))
         seen = side_by_side(observe(through, scenario), observe(direct, scenario))
         return seen, {"attempt_through_lb": through.attempt, "attempt_direct": direct.attempt,
                       "frames_through_lb": (through.client.get("record") or {}).get("frames")}
 
+    cache = {}
     with ThreadPoolExecutor(max_workers=len(scenarios)) as pool:
-        cache = dict(zip(scenarios, pool.map(judged, scenarios)))
+        futures = {sc: pool.submit(judged, sc) for sc in scenarios}
+    for sc, future in futures.items():
+        cache[sc] = future.exception() or future.result()
     setattr(dep, "_frames_scripted", cache)
     return cache
 
@@ -108,5 +111,10 @@ def all_scripted(dep: Deployment) -> dict[str, tuple[Observation, dict[str, obje
 @pytest.mark.parametrize("check", [c for c in CHECKS if c != "frame_log_line"])
 def test_frames_cross_unchanged(deployment: Deployment, verdict: Verdict, check: str) -> None:
     results = all_scripted(deployment)
-    runs = [results[scenario] for scenario in CHECKS[check]]
+    runs = []
+    for scenario in CHECKS[check]:
+        result = results[scenario]
+        if isinstance(result, BaseException):
+            raise result
+        runs.append(result)
     verdict(check, combine([seen for seen, _ in runs]), runs=[facts for _, facts in runs])
