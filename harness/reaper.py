@@ -138,13 +138,18 @@ def reap(client: docker.DockerClient | None = None) -> Reaped:
     dead = Reaped([], [])
     for container in client.containers.list(all=True, filters={"label": LABEL}):
         if not owner_alive(container.labels.get(OWNER_LABEL, "")):
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass  # another run's reaper (or Ryuk) removed it first: gone all the same
             dead.containers.append(container.name)
     for network in client.networks.list(filters={"label": LABEL}):
         if not owner_alive(network.attrs.get("Labels", {}).get(OWNER_LABEL, "")):
             try:
                 network.remove()
                 dead.networks.append(network.name)
+            except docker.errors.NotFound:
+                dead.networks.append(network.name)  # removed meanwhile by another reaper
             except docker.errors.APIError:
                 pass  # still has endpoints of a live run
     return dead

@@ -86,6 +86,11 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     for check in ("frame_log_line", "frame_fragments", "frame_ping_pong", "frame_close_codes", "frame_pipelined",
                   "frame_upgrade_casing"):  # frame fidelity through the LB (harness.frame_checks)
         out[check] = ws
+    ws_driver = driver_of[topo.lb(topo.dns["doppler"]).name]
+    if ws.outcome == PASS and ws_driver.vars.get("drops_pipelined_upgrade_data") and \
+            _listener(topo.lb(topo.dns["doppler"]), topo.logger_port).protocol == "http":  # type: ignore[union-attr]
+        out["frame_pipelined"] = Expectation(Outcome.PIPELINED_DATA_LOST, f"driver '{ws_driver.name}' drops data "
+                                                                           "written behind the upgrade request (measured)")
     out["tcp_peer_segments"] = on_80  # Scapy as the TCP peer on port 80 (harness.tcp_peer_checks)
     out["tcp_peer_zero_window"] = on_80 if on_80.outcome != PASS else Expectation(
         PASS, "TC cuts a consumer that takes nothing for 5 s; the LB then lets go of both sides")

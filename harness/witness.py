@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import ScenarioError
 from harness.protocol import wire
 
 if TYPE_CHECKING:
@@ -95,8 +96,15 @@ class Witness:
         target.docker.reload()
         if target.docker.status != "running":  # a killed router keeps no records
             return []
-        code, out = target.exec(["curl", "-sf", url])
-        return list(json.loads(out)) if code == 0 else []
+        for _ in range(3):
+            code, out = target.exec(["curl", "-sf", url])
+            if code != 0:
+                return []
+            if out.strip():
+                return list(json.loads(out))
+            # exit 0 and no output: the engine's exec stream came back empty (seen with many execs
+            # at once); curl -f always prints the JSON list, so ask again
+        raise ScenarioError(f"{node}: {url} answered with empty output three times", "")
 
     def router_records(self, attempt: str, started: float, ended: float,
                        sources: tuple[str, ...] = ()) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ Failed = Callable[[str, bytes, str], None]
 PEEK_BYTES = 256
 POLL_S = 0.005
 HANDSHAKE_TIMEOUT_S = 10.0
+_CONNECTIONS: set[asyncio.Task[None]] = set()
 
 
 async def peek(sock: socket.socket, wanted: Callable[[bytes], bool], timeout: float) -> bytes:
@@ -78,7 +79,12 @@ async def serve(port: int, context: ssl.SSLContext, *, proxy_protocol: bool, han
     listener.setblocking(False)
     while True:
         conn, addr = await loop.sock_accept(listener)
-        asyncio.create_task(_connection(conn, addr[0], context, proxy_protocol, handler, failed))
+        # A strong reference until it ends: the loop holds tasks weakly, and StreamReaderProtocol holds
+        # its reader weakly, so an unreferenced connection task is garbage that the collector may take
+        # mid-stream (asyncio docs, create_task: "save a reference ... to avoid a task disappearing").
+        task = asyncio.create_task(_connection(conn, addr[0], context, proxy_protocol, handler, failed))
+        _CONNECTIONS.add(task)
+        task.add_done_callback(_CONNECTIONS.discard)
 
 
 async def _connection(conn: socket.socket, peer: str, context: ssl.SSLContext, proxy_protocol: bool,

@@ -189,7 +189,11 @@ class Router:
         record["forwarded_headers"] = outgoing
         backend_host, backend_port = backend.rsplit(":", 1)
         san = self.backend_tls.get(host)
-        tls_options = {"ssl": self.backend_context, "server_hostname": san} if san else {}
+        # Go's tls.Conn.Close sends close_notify and closes the socket at once (golang/go
+        # src/crypto/tls/conn.go Close); asyncio would wait up to 30 s for the peer's close_notify
+        # first, keeping the TC's side of an ended stream open that long.
+        tls_options = ({"ssl": self.backend_context, "server_hostname": san, "ssl_shutdown_timeout": 0.1}
+                       if san else {})
         try:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection(backend_host, int(backend_port), **tls_options), DIAL_TIMEOUT)
