@@ -103,6 +103,12 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
     out["fault_timeout"] = ws if ws.outcome != PASS else Expectation(Outcome.HANDSHAKE_TIMEOUT, "timeout toxic holds data")
     out["kernel_blackhole"] = out["kernel_partition"] = ws if ws.outcome != PASS else Expectation(
         Outcome.KEEPALIVE_1008, "silent drop: only the Traffic Controller's keepalive notices")
+    own_cut = driver_of[topo.lb(topo.dns["doppler"]).name]
+    if ws.outcome == PASS and not own_cut.honours_idle_timeout and own_cut.default_idle_timeout is not None \
+            and own_cut.default_idle_timeout <= TC_KEEPALIVE_S + KEEPALIVE_MARGIN_S:
+        # an LB whose own idle cut comes before the TC's keepalive cuts the silent stream itself
+        out["kernel_blackhole"] = out["kernel_partition"] = Expectation(
+            Outcome.STREAM_CUT, f"driver '{own_cut.name}' cuts idle streams after {own_cut.default_idle_timeout:g} s")
     ws_lb = topo.lb(topo.dns["doppler"])
     if ws.outcome != PASS:
         out["idle"] = ws
