@@ -137,7 +137,10 @@ def test_two_shards_over_a_tcp_engine_merge_into_the_one_run_report(tmp_path: Pa
     shared = []
     for create in relay.creates:
         host = create.get("HostConfig") or {}
-        binds = [b for b in host.get("Binds") or [] if not b.startswith(engine_socket)]  # Ryuk: the engine's own
-        if binds or host.get("Mounts") or host.get("VolumesFrom") or host.get("Devices") or create.get("Volumes"):
-            shared.append((create.get("Image"), binds, host.get("Mounts"), host.get("VolumesFrom"), host.get("Devices")))
+        # Ryuk mounts the engine's own socket (a path on the engine's host, not this machine's files)
+        binds = [b for b in host.get("Binds") or [] if not b.startswith(engine_socket)]
+        volumes = [v for v in create.get("Volumes") or {} if v != engine_socket.partition(":")[0]]
+        if binds or volumes or host.get("Mounts") or host.get("VolumesFrom") or host.get("Devices"):
+            shared.append((create.get("Image"), binds, volumes, host.get("Mounts"), host.get("VolumesFrom"),
+                           host.get("Devices")))
     assert not shared, f"containers sharing host files with this machine: {shared}"
