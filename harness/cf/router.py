@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 
 from harness.cf import proxytls
-from harness.cf.settings import env_json, log_event
+from harness.cf.settings import env_json, log_event, server_tls_context
 from harness.cf.streams import HeadTooLarge, parse_request, parse_status, raw_headers, read_head, render_head, splice
 from harness.protocol import headers as hdr
 from harness.protocol import proxy_protocol as pp
@@ -270,10 +270,7 @@ async def main() -> None:
     servers = [await asyncio.start_server(router.handle, "0.0.0.0", port)]
     tls_port = None
     if pem := os.environ.get("ROUTER_TLS_PEM"):
-        with open("/tmp/router.pem", "w") as fh:
-            fh.write(pem)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain("/tmp/router.pem")
+        ctx = server_tls_context(pem, "/tmp/router.pem")
         tls_port = int(os.environ.get("ROUTER_TLS_PORT", "443"))
         tls_server = proxytls.serve(tls_port, ctx, proxy_protocol=router.proxy_protocol, handler=router.handle_tls,
                                     failed=router.tls_failed)

@@ -29,7 +29,7 @@ from websockets.http11 import Request, Response
 
 from harness.cf import frames
 from harness.cf.httpcall import call
-from harness.cf.settings import env_float, log_event
+from harness.cf.settings import env_float, log_event, server_tls_context
 from harness.protocol import auth, handshake, multipart
 
 STREAM = re.compile(r"^/apps/([^/]+)/stream$")
@@ -302,14 +302,8 @@ async def main() -> None:
     # SAN cf-deployment registers (``server_cert_domain_san: doppler.<system domain>``). With
     # TC_TLS_PEM set this listener is TLS; the harness's own reads (events, direct benchmarks) use a
     # plain side port that no router is routed to.
-    context = None
-    if pem := os.environ.get("TC_TLS_PEM"):
-        import ssl
-
-        with open("/tmp/tc.pem", "w") as fh:
-            fh.write(pem)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain("/tmp/tc.pem")
+    pem = os.environ.get("TC_TLS_PEM")
+    context = server_tls_context(pem, "/tmp/tc.pem") if pem else None
     options = {"process_request": tc.process_request, "ping_interval": None, "max_size": None, "server_header": None}
     async with serve(tc.handle, "0.0.0.0", port, ssl=context, **options), \
             serve(tc.handle, "0.0.0.0", harness_port, **options):

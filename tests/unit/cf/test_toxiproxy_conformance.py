@@ -24,6 +24,7 @@ import pytest
 import requests
 
 from harness.cf.faultproxy import FaultProxyServer
+from tests.unit.cf.conftest import loop_in_a_thread
 
 #: Lower bounds get this much slack: sleeps and timers are never early by more than a clock tick.
 TICK = 0.02
@@ -38,20 +39,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def loop() -> Iterator[asyncio.AbstractEventLoop]:
     """One event loop thread for the in-process server and the upstream test servers."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield loop
-
-    async def cancel_the_rest() -> None:
-        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in rest:
-            task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(cancel_the_rest(), loop).result(5)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    yield from loop_in_a_thread()
 
 
 def _wait_version(url: str, timeout: float = 30) -> None:
