@@ -82,6 +82,17 @@ def within(records: list[dict[str, Any]], started: float, ended: float) -> list[
     return [r for r in records if started - SLACK_S <= float(r.get("ts", 0)) <= ended + SLACK_S]
 
 
+#: TC events that open an exchange, and the event that ends it: the TC logs the end only once its
+#: close handshake is done, which may be after the client has reported.
+OPENS_AND_CLOSES = (("stream_open", "stream_closed"), ("frames_open", "frames_closed"))
+
+
+def still_open(events: list[dict[str, Any]]) -> bool:
+    """Whether the TC opened an exchange of these events that it has not yet logged as ended."""
+    return any(sum(e["event"] == opens for e in events) > sum(e["event"] == closes for e in events)
+               for opens, closes in OPENS_AND_CLOSES)
+
+
 class Witness:
     """Gathers an attempt's evidence from a running deployment (router status ports, TC's event
     list, the probes' pcaps), filtered by the attempt id and its time window."""
@@ -121,14 +132,14 @@ class Witness:
         return sorted(within(events, started, ended), key=lambda e: e["ts"])
 
     def evidence(self, run: "ClientRun", result: dict[str, Any], *, settle: float = 2.0, **extra: Any) -> Evidence:
-        """The attempt's evidence once its result is in. A stream the TC opened but has not closed
-        yet gets up to ``settle`` s: the client's end and the TC's end close at nearly the same time."""
+        """The attempt's evidence once its result is in. A stream (or frames script) the TC opened
+        but has not logged as ended yet gets up to ``settle`` s: the client's end and the TC's end
+        close at nearly the same time."""
         ended = run.ended or time.time()
         deadline = time.monotonic() + settle
         while True:
             events = self.tc_events(run.attempt, run.started, time.time())
-            opened = sum(e["event"] == "stream_open" for e in events)
-            if opened <= sum(e["event"] == "stream_closed" for e in events) or time.monotonic() > deadline:
+            if not still_open(events) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         sources = tuple((result.get("outcome") or {}).get("local_addresses") or ())

@@ -61,6 +61,7 @@ async def serve(ws: "ServerConnection", attempt: str | None, event: Event) -> No
         return
     name, mangle = chosen
     script = Script(name, attempt or "")
+    event("frames_open", attempt, scenario=name)  # the witness waits for its frames_closed
     try:
         async with asyncio.timeout(STEP_TIMEOUT * 3):
             await _run(ws, script, mangle, attempt, event)
