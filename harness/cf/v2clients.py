@@ -183,8 +183,10 @@ def cf_recent(api: str, app: str, token: str, ledger: DeliveryLedger, base: int)
 
 
 def v2_nozzle(api: str, app: str, shard: str, token: str, ledger: DeliveryLedger, base: int,
-              timeout: float) -> HttpOutcome:
-    """Read the RLP gateway's server-sent events until every expected line came or time is up."""
+              timeout: float, settle: float = 0) -> HttpOutcome:
+    """Read the RLP gateway's server-sent events until every expected line came, time is up, or
+    (``settle`` > 0) no envelope came for ``settle`` s after the first: an LB that holds the tail
+    back (response buffering) then shows as such in seconds, not at the timeout."""
     outcome = HttpOutcome(url="")
     if (endpoint := _discover(api, "log_stream", outcome)) is None:
         return outcome
@@ -212,10 +214,12 @@ def v2_nozzle(api: str, app: str, shard: str, token: str, ledger: DeliveryLedger
         outcome.connected = True
         emit("connected", url=outcome.url)
         parser = v2.SseParser()
-        while time.monotonic() < deadline and not (ledger.expected and ledger.complete):
+        last_message: float | None = None
+        while time.monotonic() < (end := _read_until(deadline, last_message, settle)) \
+                and not (ledger.expected and ledger.complete):
             # Heartbeats (every 5 s) wake an idle read; a timeout ends the read (http.client cannot
             # resume a chunked body after one).
-            sock.settimeout(max(0.1, deadline - time.monotonic()))  # type: ignore[union-attr]
+            sock.settimeout(max(0.1, end - time.monotonic()))  # type: ignore[union-attr]
             try:
                 chunk = resp.read1(65536)
             except (TimeoutError, socket.timeout):
@@ -226,6 +230,7 @@ def v2_nozzle(api: str, app: str, shard: str, token: str, ledger: DeliveryLedger
             for event in parser.feed(chunk):
                 outcome.events[event.event] = outcome.events.get(event.event, 0) + 1
                 if event.event == "message":
+                    last_message = time.monotonic()
                     for env in v2.batch_of(json.loads(event.data)):
                         _count(ledger, env, base)
     except _Done:
@@ -237,6 +242,13 @@ def v2_nozzle(api: str, app: str, shard: str, token: str, ledger: DeliveryLedger
     finally:
         conn.close()
     return outcome
+
+
+def _read_until(deadline: float, last_message: float | None, settle: float) -> float:
+    """When the read ends: the deadline, or ``settle`` s after the last envelope once one came."""
+    if settle > 0 and last_message is not None:
+        return min(deadline, last_message + settle)
+    return deadline
 
 
 class _Done(Exception):
@@ -255,6 +267,7 @@ def main(argv: list[str]) -> None:
         p.add_argument("--expect", type=int, default=0, help="sequence numbers base..base+N-1 the emitter sends")
         p.add_argument("--base", type=int, default=0, help="the emitter's first sequence number")
         p.add_argument("--timeout", type=float, default=30)
+        p.add_argument("--settle", type=float, default=0, help="v2-nozzle: end N s after the last envelope (0: off)")
         p.add_argument("--print-seqs", action="store_true")
     args = parser.parse_args(argv)
     ledger = DeliveryLedger(args.expect)
@@ -274,4 +287,4 @@ def _run(args: argparse.Namespace, ledger: DeliveryLedger) -> HttpOutcome:
         return cf_logs(args.api, args.app, args.token, ledger, args.base, args.timeout)
     if args.command == "cf-recent":
         return cf_recent(args.api, args.app, args.token, ledger, args.base)
-    return v2_nozzle(args.api, args.app, args.shard, args.token, ledger, args.base, args.timeout)
+    return v2_nozzle(args.api, args.app, args.shard, args.token, ledger, args.base, args.timeout, args.settle)
