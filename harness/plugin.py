@@ -433,7 +433,8 @@ def verdict(request: pytest.FixtureRequest, deployment: Deployment) -> Callable[
     """
     cell: Cell = request.node.stash[CELL]
     interval = float(dict(cell.tc).get("TC_KEEPALIVE_INTERVAL", 15))
-    expectations = verdicts.expected(deployment.topology, deployment.drivers, keepalive_interval=interval)
+    expectations = verdicts.expected(deployment.topology, deployment.drivers, keepalive_interval=interval,
+                                     keepalive_timeout=float(dict(cell.tc).get("TC_KEEPALIVE_TIMEOUT", 30)))
     if any(deployment.drivers[lb.driver].customer_topology for lb in deployment.topology.load_balancers):
         expectations = verdicts.expected_for_customer(deployment.topology, expectations)
 
@@ -572,7 +573,8 @@ def _expectation(config: pytest.Config, cell: Cell, check: str) -> tuple[str, st
         if cell.faults:
             topo = topo.with_faults(cell.faults)
         interval = float(dict(cell.tc).get("TC_KEEPALIVE_INTERVAL", 15))
-        exp = verdicts.expected(topo, config.stash[DRIVERS], keepalive_interval=interval)[check]
+        exp = verdicts.expected(topo, config.stash[DRIVERS], keepalive_interval=interval,
+                                keepalive_timeout=float(dict(cell.tc).get("TC_KEEPALIVE_TIMEOUT", 30)))[check]
     except Exception:  # best effort: an unknown check name or driver must not hide the record itself
         return "", ""
     return str(report_writer.plain(exp.outcome)), exp.because

@@ -70,3 +70,13 @@ def test_every_prediction_is_an_outcome() -> None:
             if DRIVERS[driver].supports(topo) is None:
                 bound = topo.with_driver(driver)
                 assert all(isinstance(e.outcome, Outcome) for e in verdicts.expected(bound, DRIVERS).values()), name
+
+
+@pytest.mark.parametrize("interval, timeout, outcome", [
+    (15, 30, "stream_cut"),  # the TC's default keepalive notices after ~45 s: caddy's 10 s read_timeout first
+    (1, 4, "keepalive_1008"),  # a fast keepalive (the kernel-fault cells) notices after ~5 s (measured 5.2-5.7 s)
+])
+def test_an_lb_idle_cut_wins_a_silent_drop_only_when_it_comes_before_the_tc_keepalive(
+        interval: float, timeout: float, outcome: str) -> None:
+    got = expect("http-upgrade", "caddy-read-timeout", keepalive_interval=interval, keepalive_timeout=timeout)
+    assert got["kernel_blackhole"] == got["kernel_partition"] == outcome
