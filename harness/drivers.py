@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 DRIVERS_DIR = Path(__file__).resolve().parent.parent / "topologies" / "drivers"
 FIELDS = {"name", "description", "image", "template", "protocols", "passes_upgrade", "proxy_protocol",
           "vars", "config_env", "version_command", "command", "honours_idle_timeout", "default_idle_timeout",
-          "default_topologies", "upgrade_failure", "terminates_tls_tcp"}
+          "default_topologies", "upgrade_failure", "terminates_tls_tcp", "max_tls_listeners"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # it becomes part of cell ids and container names
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: how a handshake can fail at an LB that does not pass Upgrade (``Outcome`` values; see verdicts)
@@ -59,6 +59,8 @@ class Driver:
     upgrade_failure: str = "upgrade_stripped"
     #: a TCP listener with ``tls: true`` cuts TLS and passes the plain bytes on (a TLS terminator)
     terminates_tls_tcp: bool = False
+    #: how many listeners with ``tls: true`` one LB of this driver can serve (None: any number)
+    max_tls_listeners: int | None = None
     #: A customer config's driver runs only in the topology derived from that config.
     customer_topology: str = ""
 
@@ -80,6 +82,9 @@ class Driver:
                 return f"no {'/'.join(sorted(missing))} listeners"
             if lb.proxy_protocol != "none" and lb.proxy_protocol not in self.proxy_protocol:
                 return f"cannot send PROXY {lb.proxy_protocol}"
+            if self.max_tls_listeners is not None and \
+                    (tls := sum(lst.tls for lst in lb.listeners)) > self.max_tls_listeners:
+                return f"LB '{lb.name}' has {tls} TLS listeners; this driver serves at most {self.max_tls_listeners}"
         return None
 
     @classmethod
@@ -162,6 +167,9 @@ def load(path: Path) -> Driver:
     default_topologies = data.get("default_topologies")
     if default_topologies is not None:
         default_topologies = _strings(path, data, "default_topologies")
+    max_tls = data.get("max_tls_listeners")
+    if max_tls is not None and (isinstance(max_tls, bool) or not isinstance(max_tls, int) or max_tls < 1):
+        raise _fail(path, "max_tls_listeners", f"is {max_tls!r}", "use a whole number >= 1, or leave it out (any number)")
     upgrade_failure = data.get("upgrade_failure", "upgrade_stripped")
     if upgrade_failure not in UPGRADE_FAILURES:
         raise _fail(path, "upgrade_failure", f"is {upgrade_failure!r}", f"use one of: {', '.join(UPGRADE_FAILURES)}")
@@ -176,7 +184,7 @@ def load(path: Path) -> Driver:
                   version_command=_strings(path, data, "version_command"), command=_strings(path, data, "command"),
                   honours_idle_timeout=honours, default_idle_timeout=default_idle,
                   default_topologies=default_topologies, upgrade_failure=str(upgrade_failure),
-                  terminates_tls_tcp=bool(data.get("terminates_tls_tcp", False)))
+                  terminates_tls_tcp=bool(data.get("terminates_tls_tcp", False)), max_tls_listeners=max_tls)
 
 
 def _idle_fields(path: Path, data: dict[str, Any]) -> tuple[bool, float | None]:

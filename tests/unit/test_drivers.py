@@ -42,6 +42,7 @@ def test_vendor_driver_from_a_folder_replaces_nothing_else(tmp_path: Path) -> No
     ("name: a\nimage: x\ntemplate: t.j2\nprotocols: [udp]\n", "protocols"),
     ("name: a\nimage: x\ntemplate: t.j2\nprotocols: [http]\nflavour: 1\n", "flavour"),
     ("name: a\nimage: x\ntemplate: t.j2\nprotocols: [http]\npasses_upgrade: maybe\n", "passes_upgrade"),
+    ("name: a\nimage: x\ntemplate: t.j2\nprotocols: [http]\nmax_tls_listeners: 0\n", "max_tls_listeners"),
 ])
 def test_broken_driver_names_file_and_field(tmp_path: Path, body: str, field: str) -> None:
     (tmp_path / "t.j2").write_text("")
@@ -124,3 +125,10 @@ def test_nginx_stream_terminates_tls_on_a_tcp_listener_with_tls() -> None:
     plain = drivers.load_all()["nginx"].render({"lb": topology.load_all()["tcp-same-port"].load_balancers[0],
                                                 "routers": ROUTERS})
     assert "ssl" not in plain[plain.index("stream {"):]
+
+
+def test_a_driver_with_one_tls_listener_refuses_a_topology_with_two() -> None:
+    hitch, topologies = drivers.load_all()["hitch-haproxy"], topology.load_all()
+    assert hitch.supports(topologies["tls-terminator-tcp"]) is None
+    assert hitch.supports(topologies["tcp-ssl-offload"]) == \
+        "LB 'lb' has 2 TLS listeners; this driver serves at most 1"
