@@ -136,7 +136,9 @@ class Reaped:
 def reap(client: docker.DockerClient | None = None) -> Reaped:
     client = client or docker.from_env()
     dead = Reaped([], [])
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
+    # ignore_removed: docker-py inspects each listed container, and another run's containers come and
+    # go meanwhile (seen: a 404 from a cell torn down between the list and the inspect)
+    for container in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
         if not owner_alive(container.labels.get(OWNER_LABEL, "")):
             try:
                 container.remove(force=True)
