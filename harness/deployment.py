@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import docker
@@ -27,6 +27,9 @@ from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 from harness import images, reaper, tls, toxiproxy
+from harness.agent import ENABLED as AGENTS_ENABLED
+from harness.agent import AgentGone, NodeAgent
+from harness.agent import handles as agent_handles
 from harness.drivers import Driver
 from harness.errors import NodeStartError, ScenarioError
 from harness.timeouts import scaled
@@ -95,9 +98,42 @@ class Node:
         out, err = self.container.get_logs()
         return (out + err).decode(errors="replace")
 
+    #: runs the CF image, so its resident agent (``harness.agent``) can run commands in it
+    agent_capable: bool = False
+    _agent: NodeAgent | None = field(default=None, repr=False)
+    _agent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def exec(self, cmd: list[str]) -> tuple[int, str]:
+        """(exit code, stdout+stderr) of ``cmd`` in the node: through its agent when it can."""
+        if (agent := self.agent() if agent_handles(cmd) else None) is not None:
+            try:
+                return agent.run(cmd)
+            except AgentGone:
+                pass  # the container was stopped or restarted under it: a plain exec says what is left
         result = self.docker.exec_run(cmd)
         return result.exit_code, result.output.decode(errors="replace")
+
+    def agent(self) -> NodeAgent | None:
+        """The node's agent (started on first use, again after its container restarted), or None."""
+        if not (AGENTS_ENABLED and self.agent_capable):
+            return None
+        with self._agent_lock:
+            if self._agent is None or not self._agent.alive:
+                try:
+                    self._agent = NodeAgent(self.docker.client.api, self.docker.id)
+                except docker.errors.APIError:  # not running: the caller's plain exec reports it
+                    return None
+            return self._agent
+
+    def close_agent(self) -> None:
+        with self._agent_lock:
+            if self._agent is not None:
+                self._agent.close()
+                self._agent = None
+
+    def client_run(self, cmd: list[str], attempt: str | None = None) -> "ClientRun":
+        """Run a command whose JSON lines are read as they come (see ``ClientRun``)."""
+        return ClientRun(self.docker.client.api, self.docker.id, cmd, attempt, agent=self.agent())
 
     def ip(self, network: Network) -> str:
         self.docker.reload()
@@ -107,29 +143,34 @@ class Node:
 class ClientRun:
     """A client command running in the client container, its JSON lines read as they come."""
 
-    def __init__(self, api: Any, container_id: str, cmd: list[str], attempt: str | None = None) -> None:
+    def __init__(self, api: Any, container_id: str, cmd: list[str], attempt: str | None = None,
+                 agent: NodeAgent | None = None) -> None:
         self.cmd = cmd
         #: Every request of this run carries the attempt id (X-Harness-Attempt); see harness.witness.
         self.attempt = attempt or secrets.token_hex(6)
         self.started = time.time()
         self.ended: float | None = None
-        self._api = api
-        self._exec = api.exec_create(container_id, cmd, environment={"HARNESS_ATTEMPT": self.attempt})["Id"]
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self._new = threading.Condition()
         self._done = False
-        threading.Thread(target=self._read, daemon=True).start()
+        env = {"HARNESS_ATTEMPT": self.attempt}
+        source: Iterator[str] | None = None
+        if agent is not None and agent_handles(cmd):
+            try:
+                source = agent.start(cmd, env)
+            except AgentGone:
+                source = None
+        if source is None:
+            source = _exec_lines(api, api.exec_create(container_id, cmd, environment=env)["Id"])
+        threading.Thread(target=self._read, args=(source,), daemon=True).start()
 
-    def _read(self) -> None:
-        buffer = b""
-        for chunk in self._api.exec_start(self._exec, stream=True):
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                self._add(line.decode(errors="replace"))
-        if buffer:
-            self._add(buffer.decode(errors="replace"))
+    def _read(self, source: Iterator[str]) -> None:
+        try:
+            for line in source:
+                self._add(line)
+        except AgentGone as exc:
+            self._add(f"[harness] {exc}")
         with self._new:
             self._done = True
             self.ended = self.ended or time.time()
@@ -166,6 +207,18 @@ class ClientRun:
             raise ScenarioError(f"client command gave no result within {scaled(timeout):.0f} s: {self.cmd}",
                                 "\n".join(self.raw))
         return line
+
+
+def _exec_lines(api: Any, exec_id: str) -> Iterator[str]:
+    """The output lines of a plain ``docker exec``, as they come."""
+    buffer = b""
+    for chunk in api.exec_start(exec_id, stream=True):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            yield line.decode(errors="replace")
+    if buffer:
+        yield buffer.decode(errors="replace")
 
 
 _TOXIPROXY_CLIENT = threading.Lock()
@@ -345,7 +398,7 @@ class Deployment:
         if wait:
             container.waiting_for(LogMessageWaitStrategy(wait).with_startup_timeout(int(scaled(30)))
                                   .with_poll_interval(0.1))
-        node = Node(name, role, container)
+        node = Node(name, role, container, agent_capable=image == self.tags.get("cf"))
         self.nodes[name] = node
         try:
             container.start()
@@ -466,6 +519,8 @@ class Deployment:
                     _log(f"could not remove {what}: {exc}")
             return step
 
+        for node in self.nodes.values():
+            removing(f"{node.name}'s agent", node.close_agent)()
         _all_at_once([removing(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
                      + [removing(node.name, node.container.stop) for node in self.nodes.values()])
         for net in self.networks.values():
@@ -485,8 +540,7 @@ class Deployment:
 
     def client_run(self, *args: str, attempt: str | None = None) -> ClientRun:
         """Run the client with a fresh attempt id (or ``attempt``: a re-dial of the same attempt)."""
-        node = self.nodes["client"]
-        return ClientRun(node.docker.client.api, node.docker.id, ["python3", "-m", "harness.cf", *args], attempt)
+        return self.nodes["client"].client_run(["python3", "-m", "harness.cf", *args], attempt)
 
     @property
     def witness(self) -> "Witness":

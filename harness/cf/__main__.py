@@ -8,6 +8,7 @@ import sys
 ROLES = ("doppler", "tc", "cc", "router", "app", "emit", "logs", "firehose", "recent", "http", "mute", "crafted", "elb", "faultproxy", "capture", "idle", "crowd")
 ROLES += ("logcache", "rlpgateway", "cf-logs", "cf-recent", "v2-nozzle")  # today's log paths (harness.profiles)
 ROLES += ("frames", "tcppeer")  # frame fidelity, Scapy as the TCP peer
+ROLES += ("agent",)  # the harness's resident command runner in a node (harness.agent)
 
 
 def main(argv: list[str]) -> None:
@@ -59,6 +60,9 @@ def main(argv: list[str]) -> None:
     elif role in ("cf-logs", "cf-recent", "v2-nozzle"):
         from harness.cf import v2clients
         v2clients.main([role, *rest])
+    elif role == "agent":
+        from harness.cf import agent
+        agent.main(rest)
     elif role == "idle":
         # The client container: stays up so tests can `docker exec` the client commands in it.
         import signal

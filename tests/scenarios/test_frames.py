@@ -32,8 +32,7 @@ def frames_run(dep: Deployment, scenario: str, *args: str, direct: bool = False)
     args = ("--scenario", scenario, *(("--casing", "odd") if scenario == "casing" else ()), *args)
     if not direct:
         return dep.client_run("frames", "--api", dep.api_url, *args)
-    app = dep.nodes["app"].docker
-    return ClientRun(app.client.api, app.id, ["python3", "-m", "harness.cf", "frames", "--endpoint", DIRECT, *args])
+    return dep.nodes["app"].client_run(["python3", "-m", "harness.cf", "frames", "--endpoint", DIRECT, *args])
 
 
 def attempt(dep: Deployment, scenario: str, *args: str, direct: bool = False) -> Evidence:

@@ -1,0 +1,168 @@
+"""A resident command runner inside a node of the CF image (``python3 -m harness.cf agent``).
+
+Each ``docker exec`` costs ~60 ms of CPU in the engine (runc, shim, namespaces) and each client
+command another ~150 ms of Python start-up and imports; a scenario runs several of both (the
+witness's reads of the routers' and TC's records, the client, the emitter), and on 2 cores that
+was a large share of the suite's time. The harness starts this agent once per node, over one
+``docker exec`` with stdin attached (``harness.agent``), so it works with a remote engine too.
+
+Protocol, one JSON object per line. In: ``{"id": "r1", "argv": [...], "env": {...}}``. Out:
+``{"id": "r1", "out": "<a line of the command's stdout+stderr>"}`` ... ``{"id": "r1", "exit": 0}``.
+The agent is single-threaded (a selector over stdin and the commands' pipes) so that ``fork`` is
+safe; every command runs in a forked child with the modules already imported:
+
+- ``python3 -m harness.cf <role> ...``: the role's ``main``, as ``python3 -m`` would run it;
+- ``curl -sf <url>``: a GET of the node's own status endpoint, printing the body (exit 22 on an
+  HTTP error, 7 when nothing answers, as curl does);
+- ``python3 -c <code>``: the code, as the interpreter would run it;
+- anything else is ``exec``'d as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import sys
+import traceback
+import urllib.error
+import urllib.request
+from typing import Any
+
+#: Imported once, before the first CF command's fork: what the client, emitter and frames commands need.
+PRELOAD = ("harness.cf.client", "harness.cf.v2clients", "harness.cf.apps", "harness.cf.frames")
+CF = ["python3", "-m", "harness.cf"]
+
+
+def main(argv: list[str]) -> None:
+    Agent().serve()
+
+
+def preload() -> None:
+    """Import the client modules in the agent itself, so every later fork has them (done on the
+    first CF command: agents of routers and the TC only ever read their node's records)."""
+    import importlib
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+
+
+class Agent:
+    """Reads requests from stdin, forks one child per request, relays the children's output."""
+
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.pending = b""
+        self.preloaded = False
+        os.set_blocking(0, False)
+        self.selector.register(0, selectors.EVENT_READ, None)
+
+    def serve(self) -> None:
+        while self.selector.get_map():
+            for key, _ in self.selector.select():
+                if key.data is None:
+                    self._read_requests()
+                else:
+                    self._relay(key.fd, key.data)
+
+    def _read_requests(self) -> None:
+        data = os.read(0, 65536)
+        if not data:  # the harness closed the session: finish what runs, take no more
+            self.selector.unregister(0)
+            return
+        self.pending += data
+        while b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            if line.strip():
+                self._start(json.loads(line))
+
+    def _start(self, request: dict[str, Any]) -> None:
+        if list(request["argv"][:3]) == CF and not self.preloaded:
+            preload()
+            self.preloaded = True
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            _run_child(write_end, list(request["argv"]), dict(request.get("env") or {}))
+        os.close(write_end)
+        self.selector.register(read_end, selectors.EVENT_READ, {"id": request["id"], "pid": pid, "buffer": b""})
+
+    def _relay(self, fd: int, state: dict[str, Any]) -> None:
+        if data := os.read(fd, 65536):
+            *lines, state["buffer"] = (state["buffer"] + data).split(b"\n")
+            for line in lines:
+                _send({"id": state["id"], "out": line.decode(errors="replace")})
+            return
+        if state["buffer"]:  # a last line without its newline
+            _send({"id": state["id"], "out": state["buffer"].decode(errors="replace")})
+        self.selector.unregister(fd)
+        os.close(fd)
+        _, status = os.waitpid(state["pid"], 0)
+        _send({"id": state["id"], "exit": os.waitstatus_to_exitcode(status)})
+
+
+def _send(message: dict[str, Any]) -> None:
+    data = (json.dumps(message) + "\n").encode()
+    os.set_blocking(1, True)
+    while data:
+        data = data[os.write(1, data):]
+
+
+def _run_child(out_fd: int, argv: list[str], env: dict[str, str]) -> None:
+    """Run one command with stdout and stderr on ``out_fd``, then exit with its code."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    os.environ.update(env)
+    code = 1
+    try:
+        code = _command(argv)
+    except SystemExit as exc:  # as the interpreter reports it: a message goes to stderr, exit 1
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001  the command's crash is its output, as with python3 -m
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
+
+
+def _command(argv: list[str]) -> int:
+    if argv[:3] == CF:
+        _attempt_from_env()
+        from harness.cf.__main__ import main as cf_main
+
+        cf_main(argv[3:])
+        return 0
+    if argv[:2] == ["curl", "-sf"] and len(argv) == 3:
+        return _get(argv[2])
+    if argv[:2] == ["python3", "-c"] and len(argv) == 3:  # a short script (e.g. the LB reachability check)
+        exec(compile(argv[2], "<string>", "exec"), {"__name__": "__main__"})  # noqa: S102  the harness's own code
+        return 0
+    os.execvp(argv[0], argv)
+    return 127  # not reached
+
+
+def _attempt_from_env() -> None:
+    """The preloaded client modules read the attempt id at import; this command's id is in env."""
+    for name in ("harness.cf.client", "harness.cf.crowd"):
+        if (module := sys.modules.get(name)) is not None:
+            module.ATTEMPT = os.environ.get("HARNESS_ATTEMPT", "")  # type: ignore[attr-defined]
+
+
+def _get(url: str) -> int:
+    """``curl -sf URL``: the body on stdout; 22 for an HTTP error status, 7 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310  a node's own endpoint
+            sys.stdout.write(resp.read().decode(errors="replace"))
+        return 0
+    except urllib.error.HTTPError:
+        return 22
+    except OSError:
+        return 7
