@@ -487,6 +487,10 @@ class Deployment:
             time.sleep(0.2)
             self.nodes[node].docker.reload()
 
+    def probe_all(self, nodes: list[str]) -> None:
+        """Make sure each of ``nodes`` has its probe, starting the missing ones at once."""
+        _all_at_once([functools.partial(self.probe, node) for node in nodes])
+
     def probe(self, node: str) -> Any:
         """The packet capture in ``node``'s namespace, started on first use and kept for the cell.
 

@@ -409,8 +409,7 @@ def cells(pytestconfig: pytest.Config) -> Iterator[CellManager]:
 def deployment(request: pytest.FixtureRequest, cells: CellManager) -> Deployment:
     dep = cells.get(request.param)
     if request.config.getoption("--pcap") != "none":
-        for node in ("client", *(f"router-{i}" for i in range(dep.topology.router_count))):
-            dep.probe(node)
+        dep.probe_all(["client", *(f"router-{i}" for i in range(dep.topology.router_count))])
     request.node.stash[DEPLOYMENT] = dep
     request.node.stash[CELL] = request.param
     request.node.stash[STARTED_AT] = time.time()
