@@ -101,6 +101,11 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
     sniffer.start()
     time.sleep(0.3)
     log_event("inject", "listening", port=port)
+    # ``after`` counts from the stream's first packet, not from now: a client slow to start (a busy
+    # machine) must still be reset mid-stream, not find the injector already given up
+    deadline = time.monotonic() + 30
+    while not last and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(after)
     sniffer.stop()
     if not last:
