@@ -282,6 +282,8 @@ async def _read(ws, ledger: DeliveryLedger, outcome: StreamOutcome, budget: floa
             continue
         if log and log.seq is not None:
             ledger.record(log.seq, (time.time_ns() - log.emitted_ns) / 1e6, at=time.monotonic())
+            if ledger.received == 1:  # a fault scenario waits for this before it strikes
+                emit("first_envelope", seq=log.seq)
             if seqs is not None:
                 seqs.append(log.seq)
             if stop_when_complete and ledger.complete:

@@ -105,7 +105,8 @@ def reset_attempt(deployment: Deployment, reset: BoundProxy, n: int, *, wait_bre
     run = deployment.stream_logs("dev", n, timeout=40, extra=("--retries", "5", "--settle", "4"))
     assert run.wait_event("connected", 20), run.raw
     emitter = _emit_in_background(deployment, n, RESET_RATE)
-    run.wait_event("never", 2)  # let ~1000 envelopes through first
+    run.wait_event("first_envelope", 20)  # from the stream's first envelope (the emitter may start late),
+    run.wait_event("never", 1)  # let ~500 more through before the reset
     reset.add_toxic(name="rst", type="reset_peer", stream="downstream", attributes={"timeout": 0})
     try:
         run.wait_event("break", wait_break)
