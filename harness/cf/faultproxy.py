@@ -347,6 +347,8 @@ class Proxy:
     toxics: ToxicCollection = field(default_factory=ToxicCollection)
     server: asyncio.Server | None = None
     connections: dict[str, asyncio.StreamWriter] = field(default_factory=dict)
+    #: the tasks that drop a connection from ``connections`` once it ends (asyncio keeps tasks weakly)
+    forgetting: set[asyncio.Task[None]] = field(default_factory=set)
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "listen": self.listen, "upstream": self.upstream, "enabled": self.enabled,
@@ -404,7 +406,9 @@ class Proxy:
             link = ToxicLink(self.toxics, direction)
             self.toxics.links.add(link)
             link.start(source, dest)
-        asyncio.get_running_loop().create_task(self._forget(name, writer, up_writer))
+        task = asyncio.get_running_loop().create_task(self._forget(name, writer, up_writer))
+        self.forgetting.add(task)
+        task.add_done_callback(self.forgetting.discard)
 
     async def _forget(self, name: str, *writers: asyncio.StreamWriter) -> None:
         for w in writers:
