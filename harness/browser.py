@@ -62,11 +62,15 @@ def console(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     return list(driver.get_log("browser"))
 
 
-def screenshot(report: Path, out: Path, size: tuple[int, int] = FIRST_SCREEN) -> list[dict[str, Any]]:
-    """A PNG of the first screen of ``report`` at ``size``; returns the console entries."""
+def screenshot(report: Path, out: Path, size: tuple[int, int] = FIRST_SCREEN,
+               at: str | None = None) -> list[dict[str, Any]]:
+    """A PNG of the first screen of ``report`` at ``size`` (``at``: of the screen that starts with
+    the first element matching this CSS selector, e.g. a cell's timeline); returns the console entries."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with chromium(size) as driver:
         driver.get(report.resolve().as_uri())
+        if at:
+            driver.execute_script("arguments[0].scrollIntoView()", driver.find_element("css selector", at))
         driver.save_screenshot(str(out))
         return console(driver)
 
@@ -77,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("report", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--size", default="1366x768", help="WIDTHxHEIGHT (default: a laptop's first screen)")
+    parser.add_argument("--at", help="CSS selector to scroll to first, e.g. 'section.cell .figs'")
     args = parser.parse_args(argv)
     if why := available():
         parser.error(why)
     width, _, height = args.size.partition("x")
-    entries = screenshot(args.report, args.out, (int(width), int(height)))
+    entries = screenshot(args.report, args.out, (int(width), int(height)), at=args.at)
     for entry in entries:
         print(f"console {entry.get('level')}: {entry.get('message')}")
     print(f"screenshot: {args.out}")

@@ -32,7 +32,7 @@ from typing import Any
 
 import jinja2
 
-from harness import answer, checks, diagrams, hops
+from harness import answer, checks, diagrams, hops, timeline_chart
 from harness.topology import Topology
 
 CHECK_ORDER = ["logs", "firehose", "recent_logs", "auth_401", "auth_404", "xff", "xfp", "on_wire",
@@ -171,14 +171,14 @@ MEASURED = ("fault_", "kernel_", "router_", "crafted_", "on_wire", "idle")
 
 def _measured(details: dict[str, Any]) -> dict[str, Any]:
     """The figures a reader wants, without the bulky client outcome."""
-    return {k: v for k, v in details.items() if k not in ("outcome", "client_outcome", "delivery")}
+    return {k: v for k, v in details.items() if k not in ("outcome", "client_outcome", "delivery", "timeline")}
 
 
 # ---- report.html / report.md: Jinja2 templates (harness/templates) over one view of the run ---------
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Schema of report.json (``harness/schemas/report.schema.json``); bump on an incompatible change.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_FILE = Path(__file__).resolve().parent / "schemas" / "report.schema.json"
 #: The check whose attempt a cell's diagram shows: the log stream, else the first traced check.
 DIAGRAM_CHECKS = ("logs", "firehose", "on_wire")
@@ -220,6 +220,21 @@ def gap_strips(cell: dict[str, Any], catalog: checks.Catalog) -> list[dict[str, 
     return strips
 
 
+def timelines(cell: dict[str, Any], catalog: checks.Catalog) -> list[dict[str, Any]]:
+    """Fault and failover checks that recorded the attempt's delivery timeline (details ``timeline``,
+    ``harness.timeline_chart.detail``): chart geometry per check."""
+    out = []
+    for check, rec in cell["checks"].items():
+        recorded = (rec.get("details") or {}).get("timeline")
+        if isinstance(recorded, dict) and recorded.get("points"):
+            out.append(timeline_chart.view(recorded, check, catalog.check(check).title))
+    return out
+
+
+def _timeline_lines(view: dict[str, dict[str, Any]]) -> list[str]:
+    return [f"- **{cell_id} / {t['check']}**: {t['line']}" for cell_id, cell in view.items() for t in cell["timelines"]]
+
+
 def _traced(cell: dict[str, Any]) -> list[dict[str, Any]] | None:
     recs = cell["checks"]
     for check in (*DIAGRAM_CHECKS, *recs):
@@ -256,7 +271,7 @@ def _view(cells: dict[str, dict[str, Any]], topologies: dict[str, Topology], cat
                          "strategy_title": strategy.title if strategy else "not in a seed strategy (checks.yaml)",
                          "role": role, "svg": svg, "text_diagram": diagram(topo) if topo and not svg else "",
                          "broken_at": hops.broken_at(traced), "latency": latency_bars(cell),
-                         "gaps": gap_strips(cell, catalog)}
+                         "gaps": gap_strips(cell, catalog), "timelines": timelines(cell, catalog)}
     return view
 
 
@@ -275,7 +290,7 @@ def render(cells: dict[str, dict[str, Any]], meta: dict[str, Any], diagrams_text
                "environment": json.dumps(meta["environment"], indent=2), "diagrams": diagrams_text,
                "why_lines": [_why_line(cid, rec) for cid, cell in cells.items() for rec in cell["checks"].values()
                              if status_of(rec) != PASS],
-               "measured_lines": _measured_lines(cells)}
+               "measured_lines": _measured_lines(cells), "timeline_lines": _timeline_lines(view)}
     env = _environment()
     return env.get_template("report.html.j2").render(context), env.get_template("report.md.j2").render(context)
 

@@ -174,6 +174,8 @@ class StreamOutcome:
     local_addresses: list[str] = field(default_factory=list)
     #: seconds from the start of the run until the client learned the stream was gone
     closed_at_s: float | None = None
+    #: seconds from the start of the run until this stream's handshake succeeded (the re-dial's, on a break)
+    connected_at_s: float | None = None
 
 
 async def consume_retrying(url: str, token: str, ledger: DeliveryLedger, *, duration: float, settle: float,
@@ -186,6 +188,8 @@ async def consume_retrying(url: str, token: str, ledger: DeliveryLedger, *, dura
     ranges in the ledger.
     """
     began = time.monotonic()
+    if ledger.origin is None:
+        ledger.origin = began  # the timeline's points and the breaks below share this clock
     breaks: list[dict[str, object]] = []
     backoff, redials, addresses = Backoff(), 0, []
     while True:
@@ -194,6 +198,8 @@ async def consume_retrying(url: str, token: str, ledger: DeliveryLedger, *, dura
         addresses += outcome.local_addresses
         if outcome.connected:
             backoff.connected()  # noaa's on-connect callback resets the sleep
+            if breaks and "redialled_at_s" not in breaks[-1]:
+                breaks[-1]["redialled_at_s"] = outcome.connected_at_s  # the re-dial that ended the last break
         ended = outcome.closed_by == "server" or outcome.error_kind is not None
         if ended and outcome.connected:  # a stream that was up and broke; recorded even with no retries left
             breaks.append({"at_s": round(time.monotonic() - began, 3), "close_code": outcome.close_code,
@@ -234,6 +240,7 @@ async def consume(url: str, token: str, ledger: DeliveryLedger, *, duration: flo
                            open_timeout=OPEN_TIMEOUT, ping_interval=None, compression=None) as ws:
             outcome.connected = True
             outcome.connect_ms = round((time.monotonic() - began) * 1000, 1)
+            outcome.connected_at_s = round(time.monotonic() - (run_began or began), 3)
             emit("connected", url=url, connect_ms=outcome.connect_ms)
             await _read(ws, ledger, outcome, duration - (time.monotonic() - began), settle, stop_when_complete, seqs)
             outcome.closed_at_s = round(time.monotonic() - (run_began or began), 3)
@@ -313,7 +320,7 @@ def cmd_logs(args: argparse.Namespace) -> None:
                                            settle=args.settle, stop_when_complete=args.kind == "logs" and args.expect > 0,
                                            seqs=seqs, retries=args.retries))
     emit("result", endpoint=endpoint, outcome=outcome.__dict__, delivery=ledger.summary(),
-         seqs=seqs if args.print_seqs else None)
+         seqs=seqs if args.print_seqs else None, timeline=ledger.timeline.as_json())
 
 
 def cmd_recent(args: argparse.Namespace) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from harness.protocol.timeline import ArrivalTimeline
+
 
 def percentile(sorted_values: list[float], pct: float) -> float | None:
     """Nearest-rank percentile of an already sorted list (None when empty)."""
@@ -27,6 +29,10 @@ class DeliveryLedger:
     first_at: float | None = None  # arrival clock (seconds) of the first and last envelope
     last_at: float | None = None
     max_stall_s: float = 0.0  # longest pause between two arrivals: what a stall looks like to the client
+    #: the run's clock origin (same clock as ``at``): timeline points and the client's breaks count from
+    #: it; None until set or the first arrival, which then becomes the origin
+    origin: float | None = None
+    timeline: ArrivalTimeline = field(default_factory=ArrivalTimeline)  # bounded (t, seq) arrivals for charts
     _last: int = -1
     _in_range: int = 0  # distinct seqs in 0..expected-1 seen so far: ``complete`` in O(1) per envelope
 
@@ -36,6 +42,9 @@ class DeliveryLedger:
                 self.max_stall_s = max(self.max_stall_s, at - self.last_at)
             self.first_at = at if self.first_at is None else self.first_at
             self.last_at = at
+            if self.origin is None:
+                self.origin = at
+            self.timeline.add(at - self.origin, seq)
         self.received += 1
         if seq in self.seen:
             self.duplicates += 1

@@ -65,6 +65,11 @@ def look(driver: Any, page: Path) -> dict[str, Any]:
           diagrams: [...document.querySelectorAll('.diagram svg')]
                       .filter(s => box(s).width > 100 && box(s).height > 40).length,
           links: [...document.querySelectorAll('a.evidence')].map(a => a.href),
+          timelines: [...document.querySelectorAll('svg.timeline')]
+                       .filter(s => box(s).width > 100 && box(s).height > 40)
+                       .map(s => ({dots: s.querySelectorAll('circle').length,
+                                   bands: [...s.querySelectorAll('rect.gap-band')].filter(r => box(r).width > 0).length,
+                                   labels: [...s.querySelectorAll('text.gap-label')].map(t => t.textContent)})),
         };""")
     seen["missing"] = [href for href in seen["links"] if not Path(href.removeprefix("file://")).exists()]
     seen["console"] = [e for e in browser.console(driver) if e.get("level") in ("SEVERE", "WARNING")]
@@ -104,3 +109,27 @@ def test_the_first_screen_screenshot(tmp_path: Path) -> None:
     entries = browser.screenshot(written(tmp_path, records()), out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert [e for e in entries if e.get("level") == "SEVERE"] == []
+
+
+def timeline_records() -> list[dict[str, Any]]:
+    """records() plus a router death whose details carry a delivery timeline (212 lost, re-dialled)."""
+    from harness import timeline_chart
+    from tests.unit.test_timeline_chart import client_result
+
+    (death,) = [r for r in records() if r["check"] == "logs" and r["cell"] == "http-upgrade-nginx"]
+    return [*records(), {**death, "check": "router_death", "details": timeline_chart.details(client_result())}]
+
+
+def test_a_delivery_timeline_renders_its_gap_without_console_errors(chrome: Any, tmp_path: Path) -> None:
+    seen = look(chrome, written(tmp_path, timeline_records()))
+    (timeline,) = seen["timelines"]
+    assert timeline["dots"] > 100 and timeline["bands"] == 1 and timeline["labels"] == ["1.2 s, 212 lost"]
+    assert seen["console"] == []
+
+
+def test_a_report_without_the_timeline_svg_counts_none(chrome: Any, tmp_path: Path) -> None:
+    """Negative control: with the chart's SVG cut out, the browser check finds no timeline."""
+    page = written(tmp_path, timeline_records())
+    text, cut = re.subn(r'<svg class="chart timeline".*?</svg>', "", page.read_text(), flags=re.S)
+    page.write_text(text)
+    assert cut == 1 and look(chrome, page)["timelines"] == []

@@ -11,6 +11,7 @@ import pytest
 
 from harness.capture import rst_injector
 from harness.deployment import APP_GUID, Deployment
+from harness.timeline_chart import details as timeline_details
 from harness.outcomes import Observation, Outcome
 from harness.verdicts import classify_rst, classify_stream
 from harness.witness import Evidence
@@ -86,4 +87,4 @@ def rst_attempt(dep: Deployment, *, seq_offset: int = 0) -> Evidence:
 def test_rst_injected_into_a_live_stream(deployment: Deployment, verdict: Verdict) -> None:
     ev = rst_attempt(deployment)
     verdict("crafted_rst", classify_rst(ev), evidence=ev, injected=ev.extra["injected"],
-            tc_closed_by=ev.tc_closed_by(), outcome=ev.outcome)
+            tc_closed_by=ev.tc_closed_by(), outcome=ev.outcome, **timeline_details(ev.client))

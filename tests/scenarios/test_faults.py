@@ -17,6 +17,7 @@ import pytest
 
 from harness.deployment import BoundProxy, Deployment
 from harness.fault_links import links_crossed
+from harness.timeline_chart import details as timeline_details
 from harness.outcomes import Observation
 from harness.verdicts import classify_impaired_stream, classify_redial, classify_stream
 from harness.witness import Evidence
@@ -126,7 +127,8 @@ def test_reset_mid_stream_is_seen_and_the_gap_is_counted(deployment: Deployment,
     ev = reset_attempt(deployment, logger_link, n)
     delivery, breaks = ev.client["delivery"], ev.outcome.get("breaks") or []
     verdict("fault_reset_gap", classify_redial(ev, n), evidence=ev, gap=delivery["lost_ranges"],
-            lost=delivery["lost"], gap_ms=delivery["lost"] * 1000 / RESET_RATE, redials=len(breaks), breaks=breaks)
+            lost=delivery["lost"], gap_ms=delivery["lost"] * 1000 / RESET_RATE, redials=len(breaks), breaks=breaks,
+            **timeline_details(ev.client))
 
 
 @pytest.mark.check("fault_limit_data")

@@ -32,6 +32,7 @@ import pytest
 from harness.deployment import ClientRun, Deployment
 from harness.errors import HarnessError, ScenarioError
 from harness.impair import Effect, Impairments, KernelFeatureMissing, netem_missing
+from harness.timeline_chart import details as timeline_details
 from harness.outcomes import Observation, Outcome
 from harness.timeouts import scaled
 from harness.verdicts import (
@@ -106,7 +107,8 @@ def observe_loss(ev: Evidence, n: int) -> Observation:
 def test_random_packet_loss_is_absorbed_by_tcp(deployment: Deployment, verdict: Verdict) -> None:
     ev = loss_attempt(deployment, _port(deployment), 500)
     verdict("kernel_loss", observe_loss(ev, 500), evidence=ev, dropped=ev.extra["matched"],
-            of_packets=ev.extra["counted"], p99_ms=ev.client["delivery"]["latency_ms_p99"], impairment=_figures(ev))
+            of_packets=ev.extra["counted"], p99_ms=ev.client["delivery"]["latency_ms_p99"], impairment=_figures(ev),
+            **timeline_details(ev.client))
 
 
 # ---- kernel_blackhole, kernel_partition: silent cuts -----------------------------------------------
@@ -137,7 +139,8 @@ def _silent_details(ev: Evidence) -> dict[str, Any]:
 def test_silent_blackhole_is_noticed_only_by_the_keepalive(deployment: Deployment, verdict: Verdict) -> None:
     imp = Impairments(deployment)
     ev, _ = silent_cut_attempt(deployment, lambda run: imp.blackhole("client", _port(deployment)))
-    verdict("kernel_blackhole", classify_silent_cut(ev), evidence=ev, **_silent_details(ev), impairment=_figures(ev))
+    verdict("kernel_blackhole", classify_silent_cut(ev), evidence=ev, **_silent_details(ev), impairment=_figures(ev),
+            **timeline_details(ev.client))
 
 
 def serving_router(dep: Deployment, run: ClientRun) -> str:
@@ -155,7 +158,8 @@ def test_partitioned_router_is_noticed_only_by_the_keepalive(deployment: Deploym
     imp = Impairments(deployment)
     ev, effect = silent_cut_attempt(deployment, lambda run: imp.partition(serving_router(deployment, run)))
     verdict("kernel_partition", classify_silent_cut(ev), evidence=ev, partitioned=effect.node if effect else None,
-            **_silent_details(ev), impairment=_figures(ev))
+            **_silent_details(ev), impairment=_figures(ev),
+            **timeline_details(ev.client))
 
 
 # ---- kernel_reset ------------------------------------------------------------------------------------
@@ -172,7 +176,7 @@ def test_tcp_reset_from_the_lb_kernel_cuts_the_stream(deployment: Deployment, ve
             result = run.result(40)
         ev = deployment.evidence(run, result, matched=effect.matched, impairment=effect.figures())
     verdict("kernel_reset", classify_kernel_reset(ev), evidence=ev, rejected=ev.extra.get("matched"),
-            outcome=ev.outcome, impairment=_figures(ev))
+            outcome=ev.outcome, impairment=_figures(ev), **timeline_details(ev.client))
 
 
 # ---- kernel_bandwidth --------------------------------------------------------------------------------
@@ -216,7 +220,8 @@ def test_bandwidth_cap_is_enforced_and_the_stream_survives_it(deployment: Deploy
     qdisc = _figures(ev).get("qdisc") or {}
     verdict("kernel_bandwidth", classify_shaped_stream(ev, cap_not_applied(ev, CAP_KBIT, size)), evidence=ev,
             cap_kbit=CAP_KBIT, measured_kbit=measured_kbit(ev, size), qdisc_bytes=qdisc.get("bytes"),
-            overlimits=qdisc.get("overlimits"), lost=ev.client["delivery"]["lost"], impairment=_figures(ev))
+            overlimits=qdisc.get("overlimits"), lost=ev.client["delivery"]["lost"], impairment=_figures(ev),
+            **timeline_details(ev.client))
 
 
 # ---- kernel_pause ------------------------------------------------------------------------------------
@@ -256,7 +261,8 @@ def test_paused_lb_stalls_then_delivers_everything(deployment: Deployment, verdi
                              impairment=effect.figures() if effect else {})
     verdict("kernel_pause", classify_impaired_stream(ev, 1000, pause_not_applied(ev)), evidence=ev,
             max_stall_s=ev.client["delivery"]["max_stall_s"], frozen=ev.extra["frozen"],
-            p99_ms=ev.client["delivery"]["latency_ms_p99"], impairment=_figures(ev))
+            p99_ms=ev.client["delivery"]["latency_ms_p99"], impairment=_figures(ev),
+            **timeline_details(ev.client))
 
 
 # ---- kernel_delay ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from harness.capture import rst_injector
 from harness.deployment import APP_GUID, Deployment
 from harness.impair import Impairments
+from harness.timeline_chart import details as timeline_details
 from harness.outcomes import Observation, Outcome
 from harness.verdicts import classify_rst_keepalive
 from harness.witness import Evidence
@@ -62,7 +63,7 @@ def _details(ev: Evidence) -> dict[str, object]:
 @pytest.mark.check("rst_keepalive")
 def test_noaa_keepalive_finds_the_dead_stream_and_redials(deployment: Deployment, verdict: Verdict) -> None:
     ev = rst_keepalive_attempt(deployment)
-    verdict("rst_keepalive", classify_rst_keepalive(ev), evidence=ev, **_details(ev))
+    verdict("rst_keepalive", classify_rst_keepalive(ev), evidence=ev, **_details(ev), **timeline_details(ev.client))
 
 
 @CONTROL_CELL

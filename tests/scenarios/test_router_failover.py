@@ -16,6 +16,7 @@ from typing import Callable
 import pytest
 
 from harness.deployment import ClientRun, Deployment
+from harness.timeline_chart import details as timeline_details
 from harness.verdicts import classify_router_death
 from harness.witness import Evidence
 
@@ -76,4 +77,5 @@ def test_router_death_mid_stream_is_survived_by_redialling(deployment: Deploymen
     delivery, breaks = ev.client["delivery"], ev.outcome.get("breaks") or []
     verdict("router_death", classify_router_death(ev, N, death.victim, death.killed_at), evidence=ev,
             killed=death.victim, survivor=death.survivors[0] if death.survivors else None,
-            gap=delivery["lost_ranges"], gap_ms=delivery["lost"] * 1000 / RATE, redials=len(breaks))
+            gap=delivery["lost_ranges"], gap_ms=delivery["lost"] * 1000 / RATE, redials=len(breaks),
+            **timeline_details(ev.client))

@@ -197,3 +197,39 @@ def test_an_uncatalogued_check_renders_with_its_raw_id_and_is_named(tmp_path: Pa
     assert "<td title=\"tests: \">frame_fidelity_64k<br><code>frame_fidelity_64k</code>" in html
     assert "Not in harness/checks.yaml" in html and "checks frame_fidelity_64k" in html
     assert "frame_fidelity_64k" in md and "Not in harness/checks.yaml (raw ids, not in the answer): frame_fidelity_64k" in md
+
+
+# ---- delivery timelines for fault and failover checks (issue 12) ---------------------------------------
+
+def timeline_record() -> dict[str, object]:
+    from tests.unit.test_timeline_chart import client_result
+
+    from harness import timeline_chart
+
+    return {**rec("router_death", "pass", "pass"),
+            "details": {"gap": [[420, 631]], "redials": 1, "timeline": timeline_chart.detail(client_result())}}
+
+
+def test_a_timeline_renders_as_svg_with_its_gap_labelled_and_as_one_md_line(tmp_path: Path) -> None:
+    report.write([timeline_record()], tmp_path, topology.load_all(), 3.0)
+    data = json.loads((tmp_path / "report.json").read_text())
+    _schema_validator().validate(data)
+    html, md = (tmp_path / "report.html").read_text(), (tmp_path / "report.md").read_text()
+    cell = html[html.index('id="cell-http-upgrade-nginx"'):]
+    cell = cell[:cell.index("</section>")]
+    assert '<svg class="chart timeline" data-check="router_death"' in cell
+    assert cell.count('class="gap-band"') == 1 and ">1.2 s, 212 lost</text>" in cell
+    assert cell.count('class="break"') == 1 and cell.count('class="redial"') == 1
+    assert "- **http-upgrade-nginx / router_death**: gap 1.2 s, 212 lost, re-dialled at 3.2 s" in md
+    assert '"points"' not in md  # the measurements line leaves the timeline out
+
+
+def test_the_schema_rejects_a_malformed_timeline(tmp_path: Path) -> None:
+    """Negative control for the timeline's schema: a point that is not [seconds, seq] fails."""
+    report.write([timeline_record()], tmp_path, topology.load_all(), 3.0)
+    data = json.loads((tmp_path / "report.json").read_text())
+    data["records"][0]["details"]["timeline"]["points"][0] = ["0.1", 0]
+    errors = list(_schema_validator().iter_errors(data))
+    del data["records"][0]["details"]["timeline"]["breaks"]
+    errors += list(_schema_validator().iter_errors(data))
+    assert {e.validator for e in errors} >= {"type", "required"}
