@@ -18,7 +18,7 @@ import pytest
 from harness.deployment import Deployment
 from harness.outcomes import Outcome
 from harness.verdicts import classify_idle, classify_router_death, classify_redial
-from tests.scenarios.test_faults import link_proxy, observe_latency, reset_attempt, stream_attempt
+from tests.scenarios.test_faults import link_proxy, observe_latency, reset_attempt, stream_attempt, undelayed_p50
 from tests.scenarios.test_idle_timeout import LB_IDLE, LONG_PINGS, idle_attempt
 from tests.scenarios.test_router_failover import RATE, router_death_attempt
 
@@ -62,12 +62,13 @@ def test_latency_that_misses_the_envelopes_is_reported_not_applied(deployment: D
     """fault_latency: the check's 150 ms toxic, but on the direction envelopes do not take, or with
     toxicity 0 -> the stream is whole but undelayed -> impairment_not_applied (not pass)."""
     proxy = link_proxy(deployment, deployment.topology.logger_port)
+    baseline = undelayed_p50(deployment)
     try:
         proxy.add_toxic(type="latency", attributes={"latency": 150, "jitter": 50}, **toxic)
         ev = stream_attempt(deployment, 300, rate=300)
     finally:
         proxy.reset()
-    seen = observe_latency(ev, 300)
+    seen = observe_latency(ev, 300, baseline_ms=baseline)
     assert seen.outcome is Outcome.IMPAIRMENT_NOT_APPLIED, seen
 
 
