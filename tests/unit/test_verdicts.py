@@ -70,3 +70,14 @@ def test_every_prediction_is_an_outcome() -> None:
             if DRIVERS[driver].supports(topo) is None:
                 bound = topo.with_driver(driver)
                 assert all(isinstance(e.outcome, Outcome) for e in verdicts.expected(bound, DRIVERS).values()), name
+
+
+def test_a_driver_measured_to_hold_a_stalled_client_predicts_lb_holds_connection() -> None:
+    """tcp_peer_zero_window: pass by default; lb_holds_connection where the driver data says so."""
+    from dataclasses import replace
+
+    holding = {**DRIVERS, "nginx": replace(DRIVERS["nginx"], vars={**DRIVERS["nginx"].vars,
+                                                                  "holds_stalled_client": True})}
+    topo = TOPOLOGIES["http-upgrade"].with_driver("nginx")
+    assert verdicts.expected(topo, DRIVERS)["tcp_peer_zero_window"].outcome == PASS
+    assert verdicts.expected(topo, holding)["tcp_peer_zero_window"].outcome == Outcome.LB_HOLDS_CONNECTION
