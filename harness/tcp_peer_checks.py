@@ -114,7 +114,7 @@ def classify_zero_window(ev: Evidence, lb: LbSockets | None, freed_after_s: floa
     state = f"LB client side {lb.client_side if lb else '?'}, router sides in CLOSE_WAIT " \
             f"{lb.router_close_wait if lb else '?'}"
     if freed_after_s is None or freed_after_s > idle_timeout + POLL_SLACK_S:
-        return Observation(Outcome.LB_HOLDS_CONNECTION, f"not freed {idle_timeout:g} s (LB idle timeout) after "
+        return Observation(Outcome.LB_HOLDS_CONNECTION, f"not freed {idle_timeout:g} s (the LB's timeouts) after "
                                                         f"the TC's cut: {state}")
     return Observation(Outcome.PASS, f"TC cut the slow consumer; LB freed both sides {freed_after_s:.1f} s later "
                                      f"({state})")
@@ -134,3 +134,12 @@ def classify_half_close(ev: Evidence) -> Observation:
         return Observation(Outcome.LB_HOLDS_CONNECTION, f"TC closed ({tc}) but the client got neither FIN nor RST")
     return Observation(Outcome.PASS, f"TC closed by {tc}; client got {'FIN' if fin is not None else 'RST'} after "
                                      f"{fin if fin is not None else rst} s")
+
+
+def stalled_client_bound(idle_timeout: float, driver_vars: dict[str, Any], protocol: str) -> float:
+    """Seconds after the TC's cut within which the LB must have let go of a client that stopped
+    reading: its idle timeout, times the driver's ``stalled_client_idle_timeouts`` for the
+    listener's protocol where the LB runs more than one timer in turn (HAProxy in mode http:
+    timeout tunnel, then timeout client-fin)."""
+    factor = (driver_vars.get("stalled_client_idle_timeouts") or {}).get(protocol, 1)
+    return idle_timeout * float(factor)

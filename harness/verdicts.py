@@ -97,6 +97,9 @@ def expected(topo: Topology, drivers: dict[str, Driver], keepalive_interval: flo
         PASS, "TC cuts a consumer that takes nothing for 5 s; the LB then lets go of both sides")
     out["tcp_peer_half_close"] = on_80 if on_80.outcome != PASS else Expectation(
         PASS, "gorouter ends both connections when one copy ends; the LB passes the end on")
+    if on_80.outcome == PASS and ws_driver.vars.get("holds_stalled_client"):  # measured, see the driver file
+        out["tcp_peer_zero_window"] = Expectation(Outcome.LB_HOLDS_CONNECTION, f"driver '{ws_driver.name}' keeps a "
+                                                  "client that reads nothing past its idle timeout (measured)")
     out["crafted_rst"] = ws if ws.outcome != PASS else Expectation(
         Outcome.HALF_OPEN, "a RST to the LB ends the LB's and TC's side; nothing tells the client")
     out["kernel_reset"] = ws if ws.outcome != PASS else Expectation(Outcome.STREAM_CUT, "the LB's kernel answers with RST")

@@ -5,7 +5,11 @@ HTTP listener: parses each request, treats ``Upgrade``/``Connection`` as hop-by-
 X-Forwarded-Proto/-Port, and relays the backend's answer: the handshake reaches the router as a
 plain GET and the client gets the Traffic Controller's 400. TCP listener: passes bytes, optionally
 after a PROXY v1 header (Classic ELB's Proxy Protocol policy). Both close a connection on which no
-data moved for ``idle_timeout`` seconds (Classic ELB default: 60).
+data moved for ``idle_timeout`` seconds (Classic ELB default: 60; "If no data has been sent or
+received by the time that the idle timeout period elapses, the load balancer closes the connection",
+docs.aws.amazon.com/elasticloadbalancing/latest/classic/config-idle-timeout.html), also when bytes
+are still queued for a client that reads nothing; buffers are bounded: a side is read only while the
+other drains (``harness.cf.streams.splice``; tests/unit/cf/test_elb_backpressure.py).
 """
 
 from __future__ import annotations

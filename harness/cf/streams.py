@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import h11
 
@@ -112,8 +111,23 @@ async def splice(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     finally:
         for task in [*tasks, *([timer] if timer else [])]:
             task.cancel()
-        for writer in (a[1], b[1]):
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        await asyncio.gather(*(_close(writer) for writer in (a[1], b[1])))
     return reason
+
+
+#: How long a closed side may take to flush what asyncio still buffers for it before it is aborted.
+CLOSE_FLUSH_S = 2.0
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close one side; if its peer takes nothing (a zero window), drop the rest after CLOSE_FLUSH_S
+    instead of waiting forever: a proxy's buffers are bounded, and gorouter's ForwardIO closes both
+    connections outright when one copy ends (cloudfoundry/gorouter handler/forwarder.go), leaving
+    what the kernel still holds to drain as an orphan."""
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_FLUSH_S)
+    except (TimeoutError, asyncio.TimeoutError):
+        writer.transport.abort()
+    except Exception:  # already reset: nothing left to close
+        pass

@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,24 +21,28 @@ import pytest
 
 from harness.capture import tcp_peer
 from harness.cf.tcppeer import END
-from harness.deployment import APP_GUID, Deployment
+from harness.deployment import APP_GUID, OTHER_APP_GUID, Deployment
 from harness.outcomes import Observation
 from harness.protocol import wire
-from harness.tcp_peer_checks import (LbSockets, as_outcome, classify_half_close, classify_segments,
-                                     classify_zero_window, lb_sockets)
+from harness.tcp_peer_checks import (POLL_SLACK_S, LbSockets, as_outcome, classify_half_close, classify_segments,
+                                     classify_zero_window, lb_sockets, stalled_client_bound)
 from harness.timeouts import scaled
 from harness.witness import Evidence
 
-#: Opt-in while the zero-window and half-close verdicts on HAProxy and the ELB-like LB are open
-#: (see the README, "Scapy as the TCP peer"): HARNESS_TCP_PEER=1 runs them.
-ENABLED = os.environ.get("HARNESS_TCP_PEER") == "1"
+#: On by default; HARNESS_TCP_PEER=0 skips them (and their controls).
+ENABLED = os.environ.get("HARNESS_TCP_PEER", "1") != "0"
 pytestmark = [*(pytest.mark.topology(name) for name in ("http-upgrade", "tcp-same-port")),
-              pytest.mark.skipif(not ENABLED, reason="Scapy-peer checks are opt-in: set HARNESS_TCP_PEER=1")]
+              pytest.mark.skipif(not ENABLED, reason="Scapy-peer checks skipped: HARNESS_TCP_PEER=0")]
+#: The app whose stream an attempt reads, with the token allowed to read it. The zero-window flood
+#: goes to the other app, so attempts running at the same time do not share it.
+APP, FLOODED_APP = (APP_GUID, "bearer dev"), (OTHER_APP_GUID, "bearer other")
 Verdict = Callable[..., None]
-#: Envelopes of 60 KB sent as fast as the emitter goes once the window is shut: ~18 MB, more than
-#: the LB's, routers' and TC's socket buffers hold together (nginx stopped reading after ~110 KB),
-#: so TC's writer blocks and its 5 s slow-consumer timer runs out before its 30 s keepalive does.
-FLOOD = 300
+#: Envelopes of 60 KB sent in bursts once the window is shut, until the TC cuts the consumer or
+#: FLOOD bursts went out: the path's socket buffers must fill before TC's writer blocks, and how much
+#: they hold is the host's, not ours (measured: with net.ipv4.tcp_rmem max 32 MB a router took 14.1 MB
+#: from the TC and passed 1.66 MB on; one fixed 18 MB flood then never blocked the TC's writer).
+FLOOD_BURST = 100
+FLOOD = 10
 #: How long the peer waits for the LB's FIN/RST after it acted: TC cuts after 5 s, then waits up to
 #: websockets' 10 s close timeout for a close frame that cannot cross a shut window.
 HOLD_S = 25
@@ -46,10 +51,11 @@ HOLD_S = 25
 class PeerRun:
     """One Scapy peer attempt: its container, its JSON lines, its window."""
 
-    def __init__(self, dep: Deployment, mode: str, *, hold: float = HOLD_S, linger: float = 0) -> None:
-        self.dep, self.attempt, self.started = dep, secrets.token_hex(6), time.time()
-        args = ["--host", dep.topology.fqdn("doppler"), "--port", "80", "--path", f"/apps/{APP_GUID}/stream",
-                "--token", "bearer dev", "--attempt", self.attempt, "--mode", mode, "--hold", str(scaled(hold)),
+    def __init__(self, dep: Deployment, mode: str, *, hold: float = HOLD_S, linger: float = 0,
+                 app: tuple[str, str] = APP) -> None:
+        self.dep, self.attempt, self.started, self.app = dep, secrets.token_hex(6), time.time(), app[0]
+        args = ["--host", dep.topology.fqdn("doppler"), "--port", "80", "--path", f"/apps/{app[0]}/stream",
+                "--token", app[1], "--attempt", self.attempt, "--mode", mode, "--hold", str(scaled(hold)),
                 "--linger", str(linger)]
         self.container = tcp_peer(dep.tags["cf"], dep.nodes["client"].docker.id, f"hx-{dep.uid}-peer-{self.attempt}",
                                   dep.labels(), args).start()
@@ -103,10 +109,10 @@ def peer_stream(packets: list[Any], sport: int) -> tuple[wire.TcpStream | None, 
     return stream, order
 
 
-def segments_attempt(dep: Deployment, mode: str) -> tuple[Observation, dict[str, Any]]:
-    run = PeerRun(dep, mode, hold=10)
+def segments_attempt(dep: Deployment, mode: str, app: tuple[str, str] = APP) -> tuple[Observation, dict[str, Any]]:
+    run = PeerRun(dep, mode, hold=10, app=app)
     if run.wait("connected", 20):
-        dep.emit(5)
+        dep.emit(5, app=run.app)
     ev, packets = run.finish()
     stream, order = peer_stream(packets, int(ev.client.get("client") or 0))
     seen = classify_segments(ev, stream, order)
@@ -116,7 +122,7 @@ def segments_attempt(dep: Deployment, mode: str) -> tuple[Observation, dict[str,
 
 @pytest.mark.check("tcp_peer_segments")
 def test_request_in_out_of_order_overlapping_segments(deployment: Deployment, verdict: Verdict) -> None:
-    seen, facts = segments_attempt(deployment, "segments")
+    seen, facts = peer_attempt(deployment, "segments")
     verdict("tcp_peer_segments", seen, **facts)
 
 
@@ -127,31 +133,47 @@ def lb_socket_state(dep: Deployment, peer: str) -> LbSockets:
     return lb_sockets(out, peer)
 
 
+#: Seconds to keep watching the LB's sockets past its idle timeout (to measure an LB that holds on).
+WATCH_EXTRA_S = float(os.environ.get("HARNESS_TCP_PEER_WATCH_S", "0"))
 #: A consumer that keeps its window open is never cut: the control stops waiting for a cut here.
 NO_CUT_S = 30
 
 
-def zero_window_attempt(dep: Deployment, mode: str, *, flood: int = FLOOD) -> tuple[Observation, dict[str, Any]]:
-    """The peer shuts its window after 3 envelopes while ~18 MB follow; the LB's sockets are read
-    every 2 s until the TC has cut the consumer and the LB let go of both sides, or its idle timeout
-    (plus slack) is over."""
-    idle = dep.topology.lb(dep.topology.dns["doppler"]).idle_timeout
-    run = PeerRun(dep, mode, hold=idle + 90)
+def flood_until_cut(dep: Deployment, run: PeerRun, bursts: int) -> None:
+    """Emit bursts of 60 KB envelopes until the TC has cut this attempt's consumer (or ``bursts`` ran out)."""
+    for _ in range(bursts):
+        if any(e["event"] == "slow_consumer" for e in dep.witness.tc_events(run.attempt, run.started, time.time())):
+            return
+        dep.emit(FLOOD_BURST, size=60_000, app=run.app)
+
+
+def zero_window_attempt(dep: Deployment, mode: str, *, flood: int = FLOOD,
+                        app: tuple[str, str] = FLOODED_APP) -> tuple[Observation, dict[str, Any]]:
+    """The peer shuts its window after 3 envelopes while 6 MB bursts follow until the TC cuts it;
+    the LB's sockets are read every 2 s until the LB let go of both sides, or its timeouts (the
+    driver's bound, plus slack) after the cut are over."""
+    lb = dep.topology.lb(dep.topology.dns["doppler"])
+    protocol = next((listener.protocol for listener in lb.listeners if listener.port == 80), "http")
+    idle = stalled_client_bound(lb.idle_timeout, dep.drivers[lb.driver].vars, protocol)
+    run = PeerRun(dep, mode, hold=idle + 150, app=app)
     flooding, sockets, cut_at, freed_at = None, None, None, None
     connected = run.wait("connected", 20)
     if connected:
-        dep.emit(5)
-        flooding = threading.Thread(target=dep.emit, args=(flood,), kwargs={"size": 60_000}, daemon=True)
+        dep.emit(5, app=run.app)
+        flooding = threading.Thread(target=flood_until_cut, args=(dep, run, flood), daemon=True)
         flooding.start()
         peer, began = f"{dep.client_ip()}:{connected['sport']}", time.monotonic()
-        while time.monotonic() - began < scaled(idle + 45) and not run.wait("result", 0):
+        deadline = began + scaled(idle + 45)
+        while time.monotonic() < deadline and not run.wait("result", 0):
             sockets = lb_socket_state(dep, peer)
             cut = dep.witness.tc_events(run.attempt, run.started, time.time())
-            cut_at = cut_at or next((float(e["ts"]) for e in cut if e["event"] == "slow_consumer"), None)
+            if cut_at is None and (cut_at := next((float(e["ts"]) for e in cut if e["event"] == "slow_consumer"),
+                                                  None)):  # judged up to the LB's idle timeout after the cut
+                deadline = max(deadline, time.monotonic() + scaled(idle + POLL_SLACK_S + 5 + WATCH_EXTRA_S))
             if cut_at and sockets.freed:
                 freed_at = time.time()
                 break
-            if cut_at is None and time.monotonic() - began > scaled(NO_CUT_S):
+            if cut_at is None and time.monotonic() - began > scaled(NO_CUT_S) and not flooding.is_alive():
                 break
             time.sleep(2)
     run.end()
@@ -167,16 +189,16 @@ def zero_window_attempt(dep: Deployment, mode: str, *, flood: int = FLOOD) -> tu
 
 @pytest.mark.check("tcp_peer_zero_window")
 def test_zero_window_mid_stream(deployment: Deployment, verdict: Verdict) -> None:
-    seen, facts = zero_window_attempt(deployment, "zerowindow")
+    seen, facts = peer_attempt(deployment, "zerowindow")
     verdict("tcp_peer_zero_window", seen, **facts)
 
 
-def half_close_attempt(dep: Deployment, mode: str) -> tuple[Observation, dict[str, Any]]:
+def half_close_attempt(dep: Deployment, mode: str, app: tuple[str, str] = APP) -> tuple[Observation, dict[str, Any]]:
     """The peer sends its FIN after 3 envelopes and waits 10 s for the LB's FIN or RST; judged as of
     then (the peer lingers 3 s before its final RST)."""
-    run = PeerRun(dep, mode, hold=10, linger=3)
+    run = PeerRun(dep, mode, hold=10, linger=3, app=app)
     if run.wait("connected", 20):
-        dep.emit(5)
+        dep.emit(5, app=run.app)
     held = run.wait("held", 40)
     ev, packets = run.finish(judged_at=time.time() if held else None)
     seen = classify_half_close(ev)
@@ -187,5 +209,33 @@ def half_close_attempt(dep: Deployment, mode: str) -> tuple[Observation, dict[st
 
 @pytest.mark.check("tcp_peer_half_close")
 def test_half_close_from_the_client(deployment: Deployment, verdict: Verdict) -> None:
-    seen, facts = half_close_attempt(deployment, "halfclose")
+    seen, facts = peer_attempt(deployment, "halfclose")
     verdict("tcp_peer_half_close", seen, **facts)
+
+
+Attempt = Callable[[], tuple[Observation, dict[str, Any]]]
+
+
+def concurrently(dep: Deployment, key: str, attempts: dict[str, Attempt],
+                 name: str) -> tuple[Observation, dict[str, Any]]:
+    """Run a cell's peer attempts at once (each has its own source port, attempt id and window) and
+    keep their results on the deployment, so each check of the cell reads its own (``name``) without
+    waiting for the others in turn. An attempt that crashed raises in the check that reads it."""
+    cache = getattr(dep, key, None)
+    if cache is None:
+        with ThreadPoolExecutor(max_workers=len(attempts)) as pool:
+            futures = {each: pool.submit(attempt) for each, attempt in attempts.items()}
+        cache = {each: future.exception() or future.result() for each, future in futures.items()}
+        setattr(dep, key, cache)
+    if isinstance(cache[name], BaseException):
+        raise cache[name]
+    return cache[name]  # type: ignore[no-any-return]
+
+
+def peer_attempt(dep: Deployment, name: str) -> tuple[Observation, dict[str, Any]]:
+    """The three checks' attempts of this cell, at once: segments and half-close read one app's
+    stream, the zero-window attempt floods the other's."""
+    return concurrently(dep, "_tcp_peer_attempts", {
+        "segments": lambda: segments_attempt(dep, "segments"),
+        "zerowindow": lambda: zero_window_attempt(dep, "zerowindow"),
+        "halfclose": lambda: half_close_attempt(dep, "halfclose")}, name)

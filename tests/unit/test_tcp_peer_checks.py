@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from harness.cf.tcppeer import scrambled
+from harness.drivers import load_all
 from harness.outcomes import Outcome
 from harness.protocol.wire import TcpStream
 from harness.tcp_peer_checks import (LbSockets, as_outcome, classify_half_close, classify_segments,
-                                     classify_zero_window, lb_sockets, reordered)
+                                     classify_zero_window, lb_sockets, reordered, stalled_client_bound)
 from harness.witness import Evidence
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
@@ -108,3 +109,13 @@ def test_the_peer_reads_server_frames_and_pongs_pings() -> None:
     stream = head + b"\x89\x02hi" + b"\x82\x7e\x00\x80" + b"x" * 128 + b"\x82\x05abc"  # the last one cut short
     assert frames(stream) == [(9, b"hi"), (2, b"x" * 128)]
     assert binary_frames(stream) == 1 and frames(b"HTTP/1.1 101") == []
+
+
+def test_the_stalled_client_bound_comes_from_driver_data() -> None:
+    """HAProxy in mode http runs timeout tunnel, then timeout client-fin (= timeout client here) on
+    a client that stopped reading: its driver says two idle timeouts; mode tcp and any other LB one."""
+    drivers = load_all()
+    assert stalled_client_bound(60, drivers["haproxy"].vars, "http") == 120
+    assert stalled_client_bound(60, drivers["haproxy"].vars, "tcp") == 60
+    assert stalled_client_bound(60, drivers["nginx"].vars, "http") == 60
+    assert stalled_client_bound(4, drivers["elb"].vars, "tcp") == 4

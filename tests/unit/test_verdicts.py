@@ -80,3 +80,14 @@ def test_an_lb_idle_cut_wins_a_silent_drop_only_when_it_comes_before_the_tc_keep
         interval: float, timeout: float, outcome: str) -> None:
     got = expect("http-upgrade", "caddy-read-timeout", keepalive_interval=interval, keepalive_timeout=timeout)
     assert got["kernel_blackhole"] == got["kernel_partition"] == outcome
+
+
+def test_a_driver_measured_to_hold_a_stalled_client_predicts_lb_holds_connection() -> None:
+    """tcp_peer_zero_window: pass by default; lb_holds_connection where the driver data says so."""
+    from dataclasses import replace
+
+    holding = {**DRIVERS, "nginx": replace(DRIVERS["nginx"], vars={**DRIVERS["nginx"].vars,
+                                                                  "holds_stalled_client": True})}
+    topo = TOPOLOGIES["http-upgrade"].with_driver("nginx")
+    assert verdicts.expected(topo, DRIVERS)["tcp_peer_zero_window"].outcome == PASS
+    assert verdicts.expected(topo, holding)["tcp_peer_zero_window"].outcome == Outcome.LB_HOLDS_CONNECTION
