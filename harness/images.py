@@ -8,6 +8,7 @@ conventional and build from a stock Debian base too.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import shutil
@@ -210,8 +211,25 @@ def build(spec: ImageSpec, client: docker.DockerClient, base: str) -> str:
     return tag
 
 
+#: Other tags of an image are removed once their image is this old. A newer one may belong to another
+#: checkout's run on the same engine (seen: a worktree's run lost its cf image to another's build
+#: mid-run, and its next cell failed trying to pull it).
+PRUNE_AFTER_S = 24 * 3600
+
+
+def stale(created: str, now: float, after_s: float = PRUNE_AFTER_S) -> bool:
+    """Whether an image created at ``created`` (the engine's RFC 3339 time, nanoseconds and all) is
+    old enough for its tag to be pruned."""
+    stamp = created.rstrip("Z").split(".")[0]
+    made = datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.timezone.utc).timestamp()
+    return now - made > after_s
+
+
 def _prune_old_tags(client: docker.DockerClient, repository: str, keep: str) -> None:
+    now = time.time()
     for image in client.images.list(name=repository):
+        if not stale(str(image.attrs.get("Created", "")) or "1970-01-01T00:00:00Z", now):
+            continue
         for old in image.tags:
             if old != keep:
                 try:
