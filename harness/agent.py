@@ -18,19 +18,14 @@ from typing import Any, Iterator
 
 from docker.utils.socket import frames_iter
 
+from harness.cf.agent import CF, handles  # noqa: F401  (handles: what the harness sends to an agent)
+
 #: ``HARNESS_AGENT=0`` turns the agents off: every command is its own ``docker exec`` again.
 ENABLED = os.environ.get("HARNESS_AGENT", "1") != "0"
-CF = ["python3", "-m", "harness.cf"]
 
 
 class AgentGone(Exception):
     """The agent's session ended before the command's exit code came."""
-
-
-def handles(cmd: list[str]) -> bool:
-    """Commands an agent runs: the CF image's roles, ``curl -sf URL`` of a node's own endpoint and
-    ``python3 -c CODE``."""
-    return cmd[:3] == CF or (cmd[:2] in (["curl", "-sf"], ["python3", "-c"]) and len(cmd) == 3)
 
 
 class NodeAgent:

@@ -34,6 +34,12 @@ PRELOAD = ("harness.cf.client", "harness.cf.v2clients", "harness.cf.apps", "harn
 CF = ["python3", "-m", "harness.cf"]
 
 
+def handles(cmd: list[str]) -> bool:
+    """The commands ``_command`` runs itself (anything else would only be ``exec``'d): the CF
+    image's roles, ``curl -sf URL`` of a node's own endpoint and ``python3 -c CODE``."""
+    return cmd[:3] == CF or (cmd[:2] in (["curl", "-sf"], ["python3", "-c"]) and len(cmd) == 3)
+
+
 def main(argv: list[str]) -> None:
     Agent().serve()
 
