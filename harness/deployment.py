@@ -76,6 +76,12 @@ UAA_CLIENTS = {"cf": {"secret": ""}, "nozzle": {"secret": "nozzle-secret",
                                                "authorities": ["doppler.firehose", "logs.admin"]}}
 LISTENING = r'"event": "listening"'
 DOPPLER_INGRESS = "ws://doppler:8082"
+#: Share the CF side (routers, TC, Doppler, CC, app, log readers) between the cells a worker runs
+#: in turn: ``HARNESS_SHARE_CF=0`` brings every cell up from nothing (see ``Deployment.reuse``).
+SHARE_CF = os.environ.get("HARNESS_SHARE_CF", "1") != "0"
+#: Roles a later cell may take over: the CF side behind the LBs. The client, the LBs and fault
+#: proxies are always the cell's own (they sit on its own edge network or carry its faults).
+SHAREABLE_ROLES = frozenset({"cc", "doppler", "app", "tc", "logcache", "rlpgateway", "router"})
 
 
 def _log(msg: str) -> None:
@@ -94,12 +100,21 @@ class Node:
     def docker(self) -> docker.models.containers.Container:
         return self.container.get_wrapped_container()
 
-    def logs(self) -> str:
-        out, err = self.container.get_logs()
-        return (out + err).decode(errors="replace")
+    def logs(self, since: float | None = None) -> str:
+        """stdout and stderr (interleaved as written), from ``since`` (epoch seconds) when given."""
+        return self.docker.logs(stdout=True, stderr=True, since=since).decode(errors="replace")
 
     #: runs the CF image, so its resident agent (``harness.agent``) can run commands in it
     agent_capable: bool = False
+    #: how it was started (``Deployment._start``'s arguments): a later cell reuses a node only if
+    #: it would start it exactly so
+    spec: tuple[Any, ...] = ()
+    #: Docker's StartedAt when the harness started it: differs once a test killed and restarted it
+    started_at: str = ""
+    #: a test changed it in a way its spec does not show (iptables rules, a pause): not reused
+    tainted: bool = False
+    #: what tests set on the running node and later tests rely on (e.g. the TC's foundation profile)
+    settings: dict[str, str] = field(default_factory=dict)
     _agent: NodeAgent | None = field(default=None, repr=False)
     _agent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -138,6 +153,15 @@ class Node:
     def ip(self, network: Network) -> str:
         self.docker.reload()
         return str(self.docker.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"])
+
+    def unchanged(self) -> bool:
+        """Still running as the harness started it: not restarted, not tainted by a test."""
+        try:
+            self.docker.reload()
+        except docker.errors.NotFound:
+            return False
+        state = self.docker.attrs["State"]
+        return not self.tainted and state["Status"] == "running" and state["StartedAt"] == self.started_at
 
 
 class ClientRun:
@@ -224,6 +248,15 @@ def _exec_lines(api: Any, exec_id: str) -> Iterator[str]:
 _TOXIPROXY_CLIENT = threading.Lock()
 
 
+def _remove_node(node: Node) -> None:
+    """Stop and remove one node (its agent first); a failure is logged, never raised (teardown)."""
+    try:
+        node.close_agent()
+        node.container.stop()
+    except Exception as exc:
+        _log(f"could not remove {node.name}: {exc}")
+
+
 def _all_at_once(steps: list[Callable[[], object]]) -> None:
     """Run independent start/stop steps in threads (container start-up is mostly waiting on the
     engine and on readiness lines); every step finishes before the first error is raised, so
@@ -270,6 +303,12 @@ class Deployment:
     networks: dict[str, Network] = field(default_factory=dict)
     probes: dict[str, Any] = field(default_factory=dict)  # node name -> harness.capture.Probe
     started_s: float = 0.0
+    #: the cell this worker ran before: its CF-side nodes are taken over where this cell would
+    #: start them exactly the same (``SHAREABLE_ROLES``); everything else of it is removed first
+    reuse: "Deployment | None" = None
+    began_at: float = 0.0  # epoch seconds: this cell's share of a taken-over node's log starts here
+    reused: list[str] = field(default_factory=list)  # names of the nodes taken over
+    _candidates: dict[str, Node] = field(default_factory=dict, repr=False)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -289,15 +328,18 @@ class Deployment:
 
     def start(self) -> None:
         reaper.ensure_reaper()  # before the networks: removes them too if this process dies
-        began = time.monotonic()
+        began, self.began_at = time.monotonic(), time.time()
         self.topology = self.topology.with_faults(self.faults)
         self.faults = self.topology.faults
         topo = self.topology
         local = sorted({"cf", *(self.drivers[lb.driver].image for lb in topo.load_balancers
                                 if self.drivers[lb.driver].local_image)})
         self.tags = images.ensure_images(local)
+        if self.reuse is not None:
+            self._take_over(self.reuse)
         for name in ("cf", "edge"):
-            self.networks[name] = Network(docker_network_kw={"labels": self.labels()}).create()
+            if name not in self.networks:
+                self.networks[name] = Network(docker_network_kw={"labels": self.labels()}).create()
         cf_img = self.tags["cf"]
         self.pki = tls.pki_for(topo.system_domain, topo.apps_domain)
         # Phase 1, all at once: the CF side and the client (a node that dials another at start-up,
@@ -337,8 +379,41 @@ class Deployment:
         if external:
             self._announce_routers()
         _all_at_once([functools.partial(self._start_lb, lb) for lb in topo.load_balancers])
+        self._retire_candidates()
+        self.reuse = None  # the previous cell is empty now; do not keep it alive
         self.started_s = time.monotonic() - began
-        _log(f"{topo.name} ({', '.join(lb.driver for lb in topo.load_balancers)}) up in {self.started_s:.1f} s")
+        shared = f", {len(self.reused)} CF nodes kept from the previous cell" if self.reused else ""
+        _log(f"{topo.name} ({', '.join(lb.driver for lb in topo.load_balancers)}) up in {self.started_s:.1f} s{shared}")
+
+    def _take_over(self, old: "Deployment") -> None:
+        """Take ``old``'s CF network and CF-side nodes as candidates, then remove the rest of it (its
+        client, LBs, fault proxies, every probe, its edge network) before this cell starts anything:
+        an old LB or fault proxy would otherwise answer to a name this cell gives its own."""
+        if "cf" in old.networks:
+            self.networks["cf"] = old.networks.pop("cf")
+        if hasattr(old, "signing_key"):  # the TC trusts the UAA key it fetched; a new key would break it
+            self.signing_key = old.signing_key
+        self._candidates = {name: old.nodes.pop(name) for name in list(old.nodes)
+                            if old.nodes[name].role in SHAREABLE_ROLES}
+        old.stop()
+
+    def _reused(self, name: str, spec: tuple[Any, ...]) -> Node | None:
+        """The previous cell's node ``name`` if it runs exactly as this cell would start it, unchanged
+        since; else None, after removing it (its name and aliases are about to be taken again)."""
+        old = self._candidates.pop(name, None)
+        if old is None:
+            return None
+        if old.spec == spec and old.unchanged():
+            self.nodes[name] = old
+            self.reused.append(name)
+            return old
+        _remove_node(old)
+        return None
+
+    def _retire_candidates(self) -> None:
+        """Remove the previous cell's CF nodes this cell did not take (all at once)."""
+        olds, self._candidates = list(self._candidates.values()), {}
+        _all_at_once([functools.partial(_remove_node, node) for node in olds])
 
     def _start_router(self, i: int, routes: dict[str, str], external: bool) -> None:
         cf_img = self.tags["cf"]
@@ -359,7 +434,8 @@ class Deployment:
         """The UAA stand-in's signing key (fresh per deployment), users and clients."""
         from harness.protocol.uaa import SigningKey
 
-        self.signing_key = SigningKey.generate()
+        if not hasattr(self, "signing_key"):  # kept when the CC is replaced but the TC is not
+            self.signing_key = SigningKey.generate()
         return {"UAA_SIGNING_KEY": self.signing_key.private_pem, "UAA_KEY_ID": self.signing_key.kid,
                 "UAA_USERS": json.dumps(UAA_USERS), "UAA_CLIENTS": json.dumps(UAA_CLIENTS)}
 
@@ -382,6 +458,10 @@ class Deployment:
                extra_hosts: dict[str, str] | None = None) -> Node:
         """Start one node; ``publish``ed ports bind PUBLISH_ADDRESS (127.0.0.1 unless set), on random
         host ports unless ``host_ports`` fixes them."""
+        spec = (role, image, tuple(command), tuple(sorted((env or {}).items())), network, tuple(aliases or ()),
+                alias_self, publish, tuple(sorted((host_ports or {}).items())), tuple(sorted((extra_hosts or {}).items())))
+        if (reused := self._reused(name, spec)) is not None:
+            return reused
         kwargs: dict[str, Any] = {"labels": self.labels(), "init": True}
         if extra_hosts:
             kwargs["extra_hosts"] = extra_hosts
@@ -398,13 +478,16 @@ class Deployment:
         if wait:
             container.waiting_for(LogMessageWaitStrategy(wait).with_startup_timeout(int(scaled(30)))
                                   .with_poll_interval(0.1))
-        node = Node(name, role, container, agent_capable=image == self.tags.get("cf"))
+        node = Node(name, role, container, agent_capable=image == self.tags.get("cf"), spec=spec)
         self.nodes[name] = node
         try:
             container.start()
         except Exception as exc:
             raise NodeStartError(name, f"log line matching {wait!r}", scaled(30),
                                  node.logs() if container._container else str(exc)) from exc
+        if role in SHAREABLE_ROLES:
+            node.docker.reload()
+            node.started_at = node.docker.attrs["State"]["StartedAt"]
         return node
 
     def _start_fault(self, name: str, network: str, aliases: list[str], ports: dict[int, str]) -> Node:
@@ -526,11 +609,13 @@ class Deployment:
         for node in self.nodes.values():
             removing(f"{node.name}'s agent", node.close_agent)()
         _all_at_once([removing(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
-                     + [removing(node.name, node.container.stop) for node in self.nodes.values()])
+                     + [removing(node.name, node.container.stop) for node in self.nodes.values()]
+                     + [functools.partial(_remove_node, node) for node in self._candidates.values()])
         for net in self.networks.values():
             removing(f"network {net.name}", net.remove)()
         self.probes.clear()
         self.nodes.clear()
+        self._candidates.clear()
         self.networks.clear()
 
     # ---- scenario steps --------------------------------------------------------------------------
@@ -622,8 +707,8 @@ class Deployment:
                 (into / f"{name}.pcap.error").write_text(str(exc))
         for node in self.nodes.values():
             path = into / f"{node.name}.log"
-            try:
-                path.write_text(node.logs())
+            try:  # a node kept from an earlier cell: only this cell's part of its log
+                path.write_text(node.logs(since=self.began_at if node.name in self.reused else None))
             except Exception as exc:
                 path.write_text(f"(logs unavailable: {exc})")
             written.append(path)

@@ -130,7 +130,9 @@ class Impairments:
         self.client = docker.from_env()
 
     def run(self, node: str, script: str) -> tuple[int, str]:
-        """Run ``sh -c script`` in ``node``'s network namespace with NET_ADMIN."""
+        """Run ``sh -c script`` in ``node``'s network namespace with NET_ADMIN (the node is not kept
+        for a later cell afterwards: its rules are removed on exit, but a failed removal would stay)."""
+        self.dep.nodes[node].tainted = True
         target = self.dep.nodes[node].docker
         helper = self.client.containers.run(
             self.dep.tags["cf"], entrypoint=["sh", "-c", script], network_mode=f"container:{target.id}",
@@ -265,6 +267,7 @@ class Impairments:
     def pause(self, node: str) -> Iterator[Effect]:
         """Freeze every process of the node (cgroup freezer): its sockets stop, the kernel still ACKs.
         The freezer is read right after freezing and right before thawing."""
+        self.dep.nodes[node].tainted = True
         container = self.dep.nodes[node].docker
         container.pause()
         effect = Effect("pause", node, "", applied_at=time.time())

@@ -41,7 +41,7 @@ from harness import drivers as driver_registry  # noqa: E402
 from harness import topology as topology_registry  # noqa: E402
 from harness import report as report_writer  # noqa: E402
 from harness import verdicts  # noqa: E402
-from harness.deployment import Deployment  # noqa: E402
+from harness.deployment import SHARE_CF, Deployment  # noqa: E402
 from harness.errors import HarnessError, did_you_mean  # noqa: E402
 from harness.topology import Topology  # noqa: E402
 from harness.outcomes import Observation, Outcome  # noqa: E402
@@ -364,21 +364,30 @@ class CellManager:
     topologies: dict[str, Topology] = field(default_factory=topology_registry.load_all)
 
     def get(self, cell: Cell) -> Deployment:
+        """The cell's deployment: the running one, or a new one that takes over the previous cell's
+        CF side where it would start it the same (``Deployment.reuse``; ``HARNESS_SHARE_CF=0``: never)."""
         if self.active and self.active[0] == cell:
             return self.active[1]
-        self.close()
+        previous = self.active[1] if self.active else None
+        self.active = None
+        if previous is not None and (not SHARE_CF or cell in self.failures):
+            previous.stop()
+            previous = None
         if cell in self.failures:  # don't retry a cell that failed to start for every test in it
             raise self.failures[cell]
         topo = self.topologies[cell.topology].with_driver(cell.driver)
         if cell.lb_idle:
             topo = topo.with_idle_timeout(cell.lb_idle)
         deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc), faults=cell.faults,
-                                     results_dir=self.results_dir)
+                                     results_dir=self.results_dir, reuse=previous)
         try:
             deployment.__enter__()
         except HarnessError as exc:
             self.failures[cell] = exc
             raise
+        finally:
+            if previous is not None:
+                previous.stop()  # whatever the new cell did not take (nothing if it took over)
         self.active = (cell, deployment)
         return deployment
 

@@ -57,13 +57,14 @@ def use_profile(dep: "Deployment", profile: str) -> None:
     """Make the cell's Traffic Controller emulate ``profile`` (a no-op when it already does)."""
     if profile not in PROFILES:
         raise ScenarioError(f"unknown foundation profile {profile!r}; use one of {', '.join(PROFILES)}", "")
-    if getattr(dep, "_profile", DEFAULT) == profile:
+    tc = dep.nodes["tc"]
+    if tc.settings.get("profile", DEFAULT) == profile:  # on the node: a later cell may keep this TC
         return
     code, out = -1, ""
     for _ in range(3):  # a docker exec under load now and then returns no output: ask again (idempotent)
-        code, out = dep.nodes["tc"].exec(["curl", "-sf", f"http://127.0.0.1:8088/harness/profile?set={profile}"])
+        code, out = tc.exec(["curl", "-sf", f"http://127.0.0.1:8088/harness/profile?set={profile}"])
         if code == 0 and _said(out) == profile:
-            dep._profile = profile  # type: ignore[attr-defined]
+            tc.settings["profile"] = profile
             return
         time.sleep(0.5)
     raise ScenarioError(f"the Traffic Controller did not switch to profile {profile!r} (exit {code})", out)
