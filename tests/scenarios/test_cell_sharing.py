@@ -1,0 +1,65 @@
+"""Cells of a worker share the CF side (``Deployment.reuse``): a later cell keeps a node of the
+previous one only when it would start it exactly the same and the node runs as it was started.
+Each reason to refuse is shown on real containers, and the mixed cell still carries a stream."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from harness import drivers as driver_registry
+from harness import topology as topology_registry
+from harness.deployment import Deployment
+from harness.outcomes import Outcome
+from harness.verdicts import classify_stream
+
+pytestmark = pytest.mark.scenario
+N = 50
+
+
+def _cell(topology: str, driver: str, reuse: Deployment | None = None) -> Deployment:
+    drivers = driver_registry.load_all()
+    topo = topology_registry.load_all()[topology].with_driver(driver)
+    dep = Deployment(topo, drivers, reuse=reuse)
+    dep.__enter__()
+    return dep
+
+
+def _exists(container_id: str) -> bool:
+    try:
+        docker.from_env().containers.get(container_id)
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchanged() -> None:
+    first = _cell("http-upgrade", "nginx")
+    second = None
+    try:
+        first.nodes["router-1"].docker.restart()  # as router failover does: a new process, a new namespace
+        first.nodes["app"].tainted = True  # as an impairment does (harness.impair marks what it touches)
+        ids = {name: node.docker.id for name, node in first.nodes.items()}
+        edge = first.networks["edge"].name
+        # tcp-alt-port advertises wss://...:8443, so its CC is started differently (CF_LOGGER_PORT)
+        second = _cell("tcp-alt-port", "haproxy", reuse=first)
+        kept = {"doppler", "tc", "log-cache", "rlp-gateway", "router-0"}
+        assert set(second.reused) == kept
+        assert all(second.nodes[name].docker.id == ids[name] for name in kept)
+        replaced = {"cc": "its spec", "router-1": "restarted", "app": "tainted", "client": "per cell", "lb": "per cell"}
+        for name, why in replaced.items():
+            assert second.nodes[name].docker.id != ids[name], f"{name} kept although {why}"
+            assert not _exists(ids[name]), f"the first cell's {name} was left running"
+        assert not docker.from_env().networks.list(names=[edge]), "the first cell's edge network was left"
+        assert first.nodes == {} and first.networks == {}
+        # the mixed cell works end to end: the kept TC with the new CC, through the new LB
+        run = second.stream_logs("dev", N, timeout=30)
+        if run.wait_event("connected", 15):
+            second.emit(N)
+        seen = classify_stream(second.evidence(run, run.result(60)), N)
+        assert seen.outcome is Outcome.PASS, seen
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
+
