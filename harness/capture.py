@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
+import docker
 from scapy.config import conf
 from scapy.layers import l2  # noqa: F401  registers the link types tcpdump writes (Ethernet, Linux cooked v1/v2)
 from scapy.utils import RawPcapReader, wrpcap
@@ -25,6 +27,7 @@ PCAP = "/tmp/capture.pcap"
 
 class Probe:
     namespace: str = ""  # the target's network namespace (SandboxKey) this probe joined
+    rotations: int = 0  # pcaps started since the first (see ``rotate``)
 
     def __init__(self, image: str, target_id: str, name: str, labels: dict[str, str]) -> None:
         self.container = (DockerContainer(image)
@@ -41,6 +44,24 @@ class Probe:
 
     def stop(self) -> None:
         self.container.stop()
+
+    def rotate(self, timeout: float = 20) -> bool:
+        """Start a new pcap in the running probe (``harness.cf.capture``: SIGUSR1) for a later cell
+        that keeps the node: its pcap then holds only that cell's packets. False if the probe did
+        not say ``rotated`` in time (the caller replaces it)."""
+        wrapped = self.container.get_wrapped_container()
+        wanted = self.rotations + 1
+        try:
+            wrapped.kill(signal="SIGUSR1")
+        except docker.errors.APIError:
+            return False
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            if wrapped.logs(stdout=True, stderr=True).count(b'"event": "rotated"') >= wanted:
+                self.rotations = wanted
+                return True
+            time.sleep(0.1)
+        return False
 
     def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
         """Packets captured so far (the pcap is flushed per packet), optionally in a time window."""

@@ -257,6 +257,13 @@ def _remove_node(node: Node) -> None:
         _log(f"could not remove {node.name}: {exc}")
 
 
+def _stop_probe(probe: Any) -> None:
+    try:
+        probe.stop()
+    except Exception as exc:
+        _log(f"could not remove a probe: {exc}")
+
+
 def _all_at_once(steps: list[Callable[[], object]]) -> None:
     """Run independent start/stop steps in threads (container start-up is mostly waiting on the
     engine and on readiness lines); every step finishes before the first error is raised, so
@@ -309,6 +316,7 @@ class Deployment:
     began_at: float = 0.0  # epoch seconds: this cell's share of a taken-over node's log starts here
     reused: list[str] = field(default_factory=list)  # names of the nodes taken over
     _candidates: dict[str, Node] = field(default_factory=dict, repr=False)
+    _candidate_probes: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -395,25 +403,34 @@ class Deployment:
             self.signing_key = old.signing_key
         self._candidates = {name: old.nodes.pop(name) for name in list(old.nodes)
                             if old.nodes[name].role in SHAREABLE_ROLES}
+        self._candidate_probes = {name: old.probes.pop(name) for name in list(old.probes) if name in self._candidates}
         old.stop()
 
     def _reused(self, name: str, spec: tuple[Any, ...]) -> Node | None:
         """The previous cell's node ``name`` if it runs exactly as this cell would start it, unchanged
         since; else None, after removing it (its name and aliases are about to be taken again)."""
-        old = self._candidates.pop(name, None)
+        old, probe = self._candidates.pop(name, None), self._candidate_probes.pop(name, None)
         if old is None:
             return None
         if old.spec == spec and old.unchanged():
             self.nodes[name] = old
             self.reused.append(name)
+            if probe is not None and probe.rotate():  # its pcap starts again: this cell's packets only
+                self.probes[name] = probe
+            elif probe is not None:
+                _stop_probe(probe)
             return old
+        if probe is not None:
+            _stop_probe(probe)
         _remove_node(old)
         return None
 
     def _retire_candidates(self) -> None:
         """Remove the previous cell's CF nodes this cell did not take (all at once)."""
         olds, self._candidates = list(self._candidates.values()), {}
-        _all_at_once([functools.partial(_remove_node, node) for node in olds])
+        probes, self._candidate_probes = list(self._candidate_probes.values()), {}
+        _all_at_once([functools.partial(_remove_node, node) for node in olds]
+                     + [functools.partial(_stop_probe, probe) for probe in probes])
 
     def _start_router(self, i: int, routes: dict[str, str], external: bool) -> None:
         cf_img = self.tags["cf"]
@@ -610,12 +627,14 @@ class Deployment:
             removing(f"{node.name}'s agent", node.close_agent)()
         _all_at_once([removing(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
                      + [removing(node.name, node.container.stop) for node in self.nodes.values()]
-                     + [functools.partial(_remove_node, node) for node in self._candidates.values()])
+                     + [functools.partial(_remove_node, node) for node in self._candidates.values()]
+                     + [functools.partial(_stop_probe, probe) for probe in self._candidate_probes.values()])
         for net in self.networks.values():
             removing(f"network {net.name}", net.remove)()
         self.probes.clear()
         self.nodes.clear()
         self._candidates.clear()
+        self._candidate_probes.clear()
         self.networks.clear()
 
     # ---- scenario steps --------------------------------------------------------------------------

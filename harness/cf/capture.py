@@ -33,20 +33,52 @@ def interfaces() -> list[str]:
 MARKER = b"harness-probe-ready"
 
 
+#: what the capture waits for: stop (TERM, INT) or start a new pcap (USR1)
+SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
+
+
 def capture(out: str) -> None:
     """tcpdump on every interface into ``out`` (packet-buffered, 8 MiB kernel buffer: a Python
     sniffer dropped packets, SYNs included, when the CPU was busy); say ``listening`` only once a
-    marker frame sent on every interface is in the pcap file (a real signal, not a sleep)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    marker frame sent on every interface is in the pcap file (a real signal, not a sleep).
+
+    SIGUSR1 starts a new ``out`` (a later cell keeps this node and wants a pcap of its own): a new
+    tcpdump proves itself the same way, takes the file's name, and only then the old one stops, so
+    no packet falls between the two; ``rotated`` says it is done, ``rotate_failed`` that the old
+    capture goes on."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    dump = _proven_dump(out)
+    if dump is None:
+        raise SystemExit(1)
+    log_event("capture", "listening", interfaces=interfaces(), out=out)
+    rotations = 0
+    while signal.sigwait(SIGNALS) == signal.SIGUSR1:
+        fresh = _proven_dump(f"{out}.next")
+        if fresh is None:
+            log_event("capture", "rotate_failed", rotations=rotations)
+            continue
+        os.replace(f"{out}.next", out)  # tcpdump keeps writing to the file it opened, now named ``out``
+        _stop(dump)
+        dump, rotations = fresh, rotations + 1
+        log_event("capture", "rotated", rotations=rotations)
+    _stop(dump)
+
+
+def _proven_dump(out: str) -> "subprocess.Popen[bytes] | None":
+    """A tcpdump writing ``out`` once it listens and its markers are in the file, else None."""
     wanted = interfaces()
     dump = subprocess.Popen(["tcpdump", "-i", "any", "-Z", "root", "-U", "-B", "8192", "-s", "0", "-w", out,
-                             "not net 127.0.0.0/8"], stderr=subprocess.PIPE)
-    if not _tcpdump_listening(dump) or not _markers_captured(out, wanted):
-        log_event("capture", "not_capturing", interfaces=wanted, tcpdump_exit=dump.poll())
-        dump.terminate()
-        raise SystemExit(1)
-    log_event("capture", "listening", interfaces=wanted, out=out)
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+                             "not net 127.0.0.0/8"], stderr=subprocess.PIPE,
+                            # a child inherits the blocked mask: unblocked, SIGTERM stops tcpdump
+                            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS))
+    if _tcpdump_listening(dump) and _markers_captured(out, wanted):
+        return dump
+    log_event("capture", "not_capturing", interfaces=wanted, tcpdump_exit=dump.poll())
+    _stop(dump)
+    return None
+
+
+def _stop(dump: "subprocess.Popen[bytes]") -> None:
     dump.terminate()  # tcpdump flushes and closes the pcap on SIGTERM
     dump.wait(10)
 
