@@ -18,7 +18,7 @@ from scapy.config import conf
 from scapy.layers import l2  # noqa: F401  registers the link types tcpdump writes (Ethernet, Linux cooked v1/v2)
 from scapy.utils import RawPcapReader, wrpcap
 from testcontainers.core.container import DockerContainer
-from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+from harness.waiting import LogLine
 
 from harness.timeouts import scaled
 
@@ -35,8 +35,7 @@ class Probe:
                           .with_command(["capture", "--out", PCAP])
                           .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW", "NET_ADMIN"],
                                        labels=labels, init=True)
-                          .waiting_for(LogMessageWaitStrategy(r'"event": "listening"')
-                                       .with_startup_timeout(int(scaled(30))).with_poll_interval(0.1)))
+                          .waiting_for(LogLine(r'"event": "listening"', scaled(30))))
 
     def start(self) -> "Probe":
         self.container.start()
@@ -104,7 +103,7 @@ def rst_injector(image: str, target_id: str, name: str, labels: dict[str, str], 
             .with_command(["capture", "--inject-rst-port", str(port), "--after", str(after),
                            "--seq-offset", str(seq_offset)])
             .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW"], labels=labels, init=True)
-            .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30))).with_poll_interval(0.1)))
+            .waiting_for(LogLine(r'"event": "listening"', scaled(30))))
 
 
 def tcp_peer(image: str, target_id: str, name: str, labels: dict[str, str], args: list[str]) -> DockerContainer:
@@ -116,5 +115,4 @@ def tcp_peer(image: str, target_id: str, name: str, labels: dict[str, str], args
             .with_command(["tcppeer", *args])
             .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW", "NET_ADMIN"], labels=labels,
                          init=True)
-            .waiting_for(LogMessageWaitStrategy(r'"event": "listening"').with_startup_timeout(int(scaled(30)))
-                         .with_poll_interval(0.1)))
+            .waiting_for(LogLine(r'"event": "listening"', scaled(30))))

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import docker
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
-from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+from harness.waiting import LogLine
 
 from harness import images, reaper, tls, toxiproxy
 from harness.agent import ENABLED as AGENTS_ENABLED
@@ -493,8 +493,7 @@ class Deployment:
         for key, value in (env or {}).items():
             container.with_env(key, value)
         if wait:
-            container.waiting_for(LogMessageWaitStrategy(wait).with_startup_timeout(int(scaled(30)))
-                                  .with_poll_interval(0.1))
+            container.waiting_for(LogLine(wait, scaled(30)))
         node = Node(name, role, container, agent_capable=image == self.tags.get("cf"), spec=spec)
         self.nodes[name] = node
         try:

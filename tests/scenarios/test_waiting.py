@@ -1,0 +1,50 @@
+"""``harness.waiting.LogLine`` on real containers: ready at the line, a precise error when the
+container exits without it or stays silent past the timeout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from testcontainers.core.container import DockerContainer
+
+from harness import images, reaper
+from harness.waiting import LogLine
+
+pytestmark = pytest.mark.scenario
+
+
+def _box(script: str, wait: LogLine) -> DockerContainer:
+    tag = images.ensure_images(["cf"])["cf"]
+    return (DockerContainer(tag).with_kwargs(entrypoint=["sh", "-c", script], labels=reaper.labels())
+            .waiting_for(wait))
+
+
+def test_ready_when_the_line_comes_late_on_stderr() -> None:
+    box = _box("sleep 1; echo noise; echo '{\"event\": \"listening\"}' >&2; sleep 60", LogLine(r'"event": "listening"', 20))
+    began = time.monotonic()
+    try:
+        box.start()
+        assert 0.9 < time.monotonic() - began < 10
+    finally:
+        box.stop()
+
+
+def test_an_exit_without_the_line_is_reported_as_such() -> None:
+    box = _box("echo starting; exit 3", LogLine("listening", 20))
+    try:
+        with pytest.raises(RuntimeError, match="exited before logging a line matching 'listening'"):
+            box.start()
+    finally:
+        box.stop()
+
+
+def test_silence_ends_at_the_timeout() -> None:
+    box = _box("echo starting; sleep 60", LogLine("listening", 2))
+    began = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError, match="no log line matching 'listening' within 2 s"):
+            box.start()
+        assert time.monotonic() - began < 8
+    finally:
+        box.stop()
