@@ -28,6 +28,7 @@ PCAP = "/tmp/capture.pcap"
 class Probe:
     namespace: str = ""  # the target's network namespace (SandboxKey) this probe joined
     rotations: int = 0  # pcaps started since the first (see ``rotate``)
+    attempts: int = 0  # rotations asked for
 
     def __init__(self, image: str, target_id: str, name: str, labels: dict[str, str]) -> None:
         self.container = (DockerContainer(image)
@@ -49,16 +50,19 @@ class Probe:
         that keeps the node: its pcap then holds only that cell's packets. False if the probe did
         not say ``rotated`` in time (the caller replaces it)."""
         wrapped = self.container.get_wrapped_container()
-        wanted = self.rotations + 1
+        wanted, self.attempts = self.rotations + 1, self.attempts + 1
         try:
             wrapped.kill(signal="SIGUSR1")
         except docker.errors.APIError:
             return False
         deadline = time.monotonic() + scaled(timeout)
         while time.monotonic() < deadline:
-            if wrapped.logs(stdout=True, stderr=True).count(b'"event": "rotated"') >= wanted:
+            log = wrapped.logs(stdout=True, stderr=True)
+            if log.count(b'"event": "rotated"') >= wanted:
                 self.rotations = wanted
                 return True
+            if log.count(b'"event": "rotate') >= self.attempts:  # rotate_failed or rotate_error: answered no
+                return False
             time.sleep(0.1)
         return False
 

@@ -53,7 +53,13 @@ def capture(out: str) -> None:
     log_event("capture", "listening", interfaces=interfaces(), out=out)
     rotations = 0
     while signal.sigwait(SIGNALS) == signal.SIGUSR1:
-        fresh = _proven_dump(f"{out}.next")
+        try:  # the node may have changed networks since (a kept client): Scapy must see its interfaces now
+            conf.ifaces.reload()
+            conf.route.resync()
+            fresh = _proven_dump(f"{out}.next")
+        except Exception as exc:  # a failed rotation must not end the capture that still works
+            log_event("capture", "rotate_error", error=repr(exc))
+            fresh = None
         if fresh is None:
             log_event("capture", "rotate_failed", rotations=rotations)
             continue
@@ -81,6 +87,12 @@ def _proven_dump(out: str) -> "subprocess.Popen[bytes] | None":
 def _stop(dump: "subprocess.Popen[bytes]") -> None:
     dump.terminate()  # tcpdump flushes and closes the pcap on SIGTERM
     dump.wait(10)
+    if (drain := _DRAINS.pop(dump.pid, None)) is not None:
+        drain.wait(10)  # ends with tcpdump's stderr; waited for, so no zombie per rotation
+
+
+#: tcpdump pid -> the ``cat`` that keeps its stderr drained
+_DRAINS: dict[int, "subprocess.Popen[bytes]"] = {}
 
 
 def _tcpdump_listening(dump: "subprocess.Popen[bytes]") -> bool:
@@ -88,7 +100,7 @@ def _tcpdump_listening(dump: "subprocess.Popen[bytes]") -> bool:
     assert dump.stderr is not None
     for line in dump.stderr:  # ends when tcpdump exits
         if b"listening on" in line:
-            subprocess.Popen(["cat"], stdin=dump.stderr, stdout=subprocess.DEVNULL)  # keep stderr drained
+            _DRAINS[dump.pid] = subprocess.Popen(["cat"], stdin=dump.stderr, stdout=subprocess.DEVNULL)  # keep stderr drained
             return True
     return False
 
