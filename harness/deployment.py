@@ -248,20 +248,23 @@ def _exec_lines(api: Any, exec_id: str) -> Iterator[str]:
 _TOXIPROXY_CLIENT = threading.Lock()
 
 
+def _removing(what: str, remove: Callable[[], object]) -> Callable[[], None]:
+    """A teardown step: a failure is logged, never raised, so one failure never stops the rest."""
+    def step() -> None:
+        try:
+            remove()
+        except Exception as exc:
+            _log(f"could not remove {what}: {exc}")
+    return step
+
+
 def _remove_node(node: Node) -> None:
-    """Stop and remove one node (its agent first); a failure is logged, never raised (teardown)."""
-    try:
-        node.close_agent()
-        node.container.stop()
-    except Exception as exc:
-        _log(f"could not remove {node.name}: {exc}")
+    """Stop and remove one node (its agent first)."""
+    _removing(node.name, lambda: (node.close_agent(), node.container.stop()))()
 
 
 def _stop_probe(probe: Any) -> None:
-    try:
-        probe.stop()
-    except Exception as exc:
-        _log(f"could not remove a probe: {exc}")
+    _removing("a probe", probe.stop)()
 
 
 def _all_at_once(steps: list[Callable[[], object]]) -> None:
@@ -614,14 +617,7 @@ class Deployment:
 
     def stop(self) -> None:
         """Remove probes and containers (all at once), then the networks; one failure never stops the rest."""
-        def removing(what: str, remove: Callable[[], object]) -> Callable[[], None]:
-            def step() -> None:
-                try:
-                    remove()
-                except Exception as exc:  # keep tearing down the rest
-                    _log(f"could not remove {what}: {exc}")
-            return step
-
+        removing = _removing
         for node in self.nodes.values():
             removing(f"{node.name}'s agent", node.close_agent)()
         _all_at_once([removing(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
