@@ -48,6 +48,7 @@ from harness.outcomes import Observation, Outcome  # noqa: E402
 from harness.witness import Evidence  # noqa: E402
 from harness import hops  # noqa: E402
 from harness import progress  # noqa: E402
+from harness import scheduling  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -83,6 +84,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "idle_measured(tc): cells whose LB idle cut the harness does not set "
                                        "(customer configs, drivers without honours_idle_timeout)")
     config.addinivalue_line("markers", "scenario: needs Docker; brings up containers")
+    config.addinivalue_line("markers", "waits(seconds, group=None): the test mostly waits on timers for about "
+                                       "this long (orders xdist's groups); with group, it runs in a group of its "
+                                       "own, <cell>~<group> (harness.scheduling)")
     config.addinivalue_line("markers", "check(name, column=None): the check a scenario test records (report "
                                        "column: column, else name); shown even if the test errors or skips first")
     try:  # every bad input ends here, as one line, before the reaper or any container starts
@@ -91,6 +95,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[DRIVERS] = drivers
     config.stash[TOPOLOGIES] = topologies
+    if hasattr(config.option, "loadscopereorder"):  # xdist: groups go out in our order (longest first)
+        config.option.loadscopereorder = False
     if hasattr(config, "workerinput"):  # an xdist worker writes into the run folder its controller made
         if RUN_DIR_KEY in config.workerinput:
             config.stash[RUN_DIR] = Path(config.workerinput[RUN_DIR_KEY])
@@ -342,7 +348,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-    items[:] = by_cell(keep, cells)
+    ordered = by_cell(keep, cells)
+    # Under xdist (collection happens on the workers): long waits in groups of their own, longest first.
+    items[:] = for_workers(ordered, cells) if hasattr(config, "workerinput") else ordered
 
 
 def by_cell(items: list[pytest.Item], cells: dict[str, Cell]) -> list[pytest.Item]:
@@ -352,6 +360,22 @@ def by_cell(items: list[pytest.Item], cells: dict[str, Cell]) -> list[pytest.Ite
     for item in items:
         first.setdefault(cells.get(item.nodeid), len(first))
     return sorted(items, key=lambda item: first[cells.get(item.nodeid)])
+
+
+def for_workers(items: list[pytest.Item], cells: dict[str, Cell]) -> list[pytest.Item]:
+    """``items`` in the order xdist should hand out their groups (``harness.scheduling``); a test
+    whose ``waits`` mark names a group gets that group instead of its cell's (the mark replaces the
+    cell's: xdist joins the names of every ``xdist_group`` mark)."""
+    units = []
+    for item in items:
+        cell, mark = cells.get(item.nodeid), item.get_closest_marker("waits")
+        unit = scheduling.Unit(item.nodeid, cell.id if cell else None, float(mark.args[0]) if mark else None,
+                               mark.kwargs.get("group") if mark and cell else None)
+        if unit.group:
+            item.own_markers[:] = [m for m in item.own_markers if m.name != "xdist_group"]
+            item.add_marker(pytest.mark.xdist_group(scheduling.group_of(unit)))
+        units.append(unit)
+    return [items[i] for i in scheduling.longest_first(units)]
 
 
 @dataclass

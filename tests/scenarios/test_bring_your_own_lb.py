@@ -15,7 +15,7 @@ from harness.outcomes import Observation, Outcome
 from harness.verdicts import classify_stream, classify_xff
 from harness.protocol.headers import get
 
-pytestmark = pytest.mark.scenario
+pytestmark = [pytest.mark.scenario, pytest.mark.waits(20)]  # each brings a cell up in a pytest of its own
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -84,6 +84,7 @@ def rst_attempt(dep: Deployment, *, seq_offset: int = 0) -> Evidence:
 
 
 @pytest.mark.check("crafted_rst")
+@pytest.mark.waits(8)
 def test_rst_injected_into_a_live_stream(deployment: Deployment, verdict: Verdict) -> None:
     ev = rst_attempt(deployment)
     verdict("crafted_rst", classify_rst(ev), evidence=ev, injected=ev.extra["injected"],

@@ -86,6 +86,7 @@ def observe_latency(ev: Evidence, n: int, floor_ms: float = LATENCY_FLOOR_MS, ba
 
 
 @pytest.mark.check("fault_latency")
+@pytest.mark.waits(10)
 def test_latency_and_jitter_keep_the_stream_complete_and_ordered(deployment: Deployment, logger_link: Any,
                                                                  verdict: Verdict) -> None:
     baseline = undelayed_p50(deployment)
@@ -130,6 +131,7 @@ def reset_attempt(deployment: Deployment, reset: BoundProxy, n: int, *, wait_bre
 
 
 @pytest.mark.check("fault_reset_gap")
+@pytest.mark.waits(10)
 def test_reset_mid_stream_is_seen_and_the_gap_is_counted(deployment: Deployment, logger_link: Any,
                                                          verdict: Verdict) -> None:
     """The loss in a reset gap is measured by sequence numbers: the emitter numbers every line,
@@ -153,6 +155,7 @@ def test_limit_data_cut_is_detected_not_hung(deployment: Deployment, logger_link
 
 
 @pytest.mark.check("fault_timeout")
+@pytest.mark.waits(10)
 def test_timeout_toxic_ends_in_a_bounded_handshake_failure(deployment: Deployment, logger_link: Any,
                                                           verdict: Verdict) -> None:
     """The timeout toxic swallows the client's bytes: TCP connects, the handshake gets no answer, and

@@ -47,6 +47,7 @@ def _idle_stream(deployment: Deployment, verdict: Callable[..., None]) -> None:
 
 @pytest.mark.check("idle", column=column(SHORT_PINGS))
 @pytest.mark.topology("http-upgrade", tc=SHORT_PINGS, lb_idle=LB_IDLE)
+@pytest.mark.waits(18)
 def test_http_mode_stream_kept_alive_by_pings(deployment: Deployment, verdict: Callable[..., None]) -> None:
     _idle_stream(deployment, verdict)
 
@@ -60,6 +61,7 @@ def test_http_mode_stream_cut_when_pings_are_rarer_than_idle_timeout(deployment:
 
 @pytest.mark.check("idle", column=column(SHORT_PINGS))
 @pytest.mark.topology("tcp-same-port", tc=SHORT_PINGS, lb_idle=LB_IDLE)
+@pytest.mark.waits(18)
 def test_tcp_mode_stream_kept_alive_by_pings(deployment: Deployment, verdict: Callable[..., None]) -> None:
     _idle_stream(deployment, verdict)
 

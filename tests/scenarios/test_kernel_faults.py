@@ -104,6 +104,7 @@ def observe_loss(ev: Evidence, n: int) -> Observation:
 
 
 @pytest.mark.check("kernel_loss")
+@pytest.mark.waits(10)
 def test_random_packet_loss_is_absorbed_by_tcp(deployment: Deployment, verdict: Verdict) -> None:
     ev = loss_attempt(deployment, _port(deployment), 500)
     verdict("kernel_loss", observe_loss(ev, 500), evidence=ev, dropped=ev.extra["matched"],
@@ -136,6 +137,7 @@ def _silent_details(ev: Evidence) -> dict[str, Any]:
 
 
 @pytest.mark.check("kernel_blackhole")
+@pytest.mark.waits(15)
 def test_silent_blackhole_is_noticed_only_by_the_keepalive(deployment: Deployment, verdict: Verdict) -> None:
     imp = Impairments(deployment)
     ev, _ = silent_cut_attempt(deployment, lambda run: imp.blackhole("client", _port(deployment)))
@@ -153,6 +155,7 @@ def serving_router(dep: Deployment, run: ClientRun) -> str:
 
 
 @pytest.mark.check("kernel_partition")
+@pytest.mark.waits(15)
 def test_partitioned_router_is_noticed_only_by_the_keepalive(deployment: Deployment, verdict: Verdict) -> None:
     """The serving router loses its network (LB side and TC side at once): nothing is reset."""
     imp = Impairments(deployment)

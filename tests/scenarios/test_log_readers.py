@@ -93,6 +93,7 @@ def gateway_sent(dep: Deployment, attempt: str) -> dict[str, object]:
 
 
 @pytest.mark.check("cf_logs_log_cache")
+@pytest.mark.waits(4)
 def test_cf_logs_log_cache(current: Deployment, verdict: Verdict) -> None:
     ev = cf_logs(current, "bearer dev", N)
     verdict("cf_logs_log_cache", classify_log_reader(ev, N), evidence=ev, endpoint=ev.client["endpoint"],
@@ -111,6 +112,7 @@ def test_cf_recent_log_cache(current: Deployment, verdict: Verdict) -> None:
 
 
 @pytest.mark.check("v2_nozzle")
+@pytest.mark.waits(4)
 def test_v2_nozzle(current: Deployment, verdict: Verdict) -> None:
     ev = v2_nozzle(current, "bearer dev", N)
     verdict("v2_nozzle", classify_log_reader(ev, N), evidence=ev, endpoint=ev.client["endpoint"],

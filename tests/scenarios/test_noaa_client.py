@@ -61,12 +61,14 @@ def _details(ev: Evidence) -> dict[str, object]:
 
 
 @pytest.mark.check("rst_keepalive")
+@pytest.mark.waits(HOLD_S, group="noaa")
 def test_noaa_keepalive_finds_the_dead_stream_and_redials(deployment: Deployment, verdict: Verdict) -> None:
     ev = rst_keepalive_attempt(deployment)
     verdict("rst_keepalive", classify_rst_keepalive(ev), evidence=ev, **_details(ev), **timeline_details(ev.client))
 
 
 @CONTROL_CELL
+@pytest.mark.waits(HOLD_S, group="noaa-control")
 def test_without_tcp_keepalive_the_client_stays_half_open(deployment: Deployment) -> None:
     """rst_keepalive's control: the same RST, the client's keepalive off -> half_open (it never learns)."""
     ev = rst_keepalive_attempt(deployment, keepalive=0)
@@ -81,6 +83,7 @@ BLACKHOLE_HOLD_S = 200
 
 
 @CONTROL_CELL
+@pytest.mark.waits(BLACKHOLE_HOLD_S, group="noaa-blackhole")
 @pytest.mark.skipif(not LONG, reason="a 200 s measurement: set HARNESS_LONG=1")
 def test_silent_blackhole_is_noticed_by_the_keepalive_after_its_probes_time_out(deployment: Deployment) -> None:
     """The client's port-80 traffic silently dropped under an idle noaa stream: after the Go-default

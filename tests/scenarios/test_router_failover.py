@@ -70,6 +70,7 @@ def router_death_attempt(deployment: Deployment, *, n: int = N, retries: int = 1
 
 
 @pytest.mark.check("router_death")
+@pytest.mark.waits(20)
 def test_router_death_mid_stream_is_survived_by_redialling(deployment: Deployment,
                                                            verdict: Callable[..., None]) -> None:
     death = router_death_attempt(deployment)

@@ -110,6 +110,7 @@ def _verdicts(report: dict[str, Any]) -> list[tuple[str, ...]]:
 
 
 @pytest.mark.scenario
+@pytest.mark.waits(90)
 def test_two_shards_over_a_tcp_engine_merge_into_the_one_run_report(tmp_path: Path) -> None:
     from harness import report, topology
 

@@ -32,6 +32,8 @@ from harness.witness import Evidence
 #: On by default; HARNESS_TCP_PEER=0 skips them (and their controls).
 ENABLED = os.environ.get("HARNESS_TCP_PEER", "1") != "0"
 pytestmark = [*(pytest.mark.topology(name) for name in ("http-upgrade", "tcp-same-port")),
+              # the three attempts run at once, up to the LB's stalled-client bound (HAProxy: ~2 min)
+              pytest.mark.waits(40, group="tcp-peer"),
               pytest.mark.skipif(not ENABLED, reason="Scapy-peer checks skipped: HARNESS_TCP_PEER=0")]
 #: The app whose stream an attempt reads, with the token allowed to read it. The zero-window flood
 #: goes to the other app, so attempts running at the same time do not share it.

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
+#: each case is a pytest run in a subprocess: out early, not at the end of an xdist run
+pytestmark = pytest.mark.waits(15)
 
 # A cell "starts" unless its driver is haproxy; verdict() records like the real fixture does.
 STAND_INS = '''

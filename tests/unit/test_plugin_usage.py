@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = ["pytester"]
+#: each case is a pytest run in a subprocess: out early, not at the end of an xdist run
+pytestmark = pytest.mark.waits(15)
 
 ROOT = Path(__file__).resolve().parents[2]
 

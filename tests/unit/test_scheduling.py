@@ -1,0 +1,35 @@
+"""harness.scheduling: which xdist group a test runs in, and the order groups go out."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.scheduling import BRING_UP_S, DEFAULT_S, Unit, group_of, longest_first, weights
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_cells_tests_share_its_group_and_a_named_wait_gets_its_own() -> None:
+    assert group_of(Unit("t::a", cell="http-upgrade-haproxy")) == "http-upgrade-haproxy"
+    assert group_of(Unit("t::b", cell="http-upgrade-haproxy", waits=40, group="tcp-peer")) == \
+        "http-upgrade-haproxy~tcp-peer"
+    assert group_of(Unit("unit::c", waits=15, group="ignored")) is None  # no cell: no group at all
+
+
+def test_a_group_weighs_its_bring_up_and_its_tests() -> None:
+    units = [Unit("a", cell="c"), Unit("b", cell="c", waits=20), Unit("u")]
+    assert weights(units) == {"c": BRING_UP_S + DEFAULT_S + 20, "u": DEFAULT_S}
+
+
+def test_longest_first_keeps_a_groups_tests_together_and_in_order() -> None:
+    units = [Unit("small::1", cell="small"), Unit("big::1", cell="big"), Unit("lone", waits=90),
+             Unit("small::2", cell="small"), Unit("big::2", cell="big", waits=50),
+             Unit("big::peer", cell="big", waits=40, group="tcp-peer")]
+    order = [units[i].nodeid for i in longest_first(units)]
+    # lone 90 > big 5+1+50 = 56 > big~tcp-peer 5+40 = 45 > small 5+1+1 = 7
+    assert order == ["lone", "big::1", "big::2", "big::peer", "small::1", "small::2"]
+
+
+def test_ties_keep_the_order_of_collection() -> None:
+    units = [Unit("b", cell="b"), Unit("a", cell="a")]
+    assert longest_first(units) == [0, 1]
