@@ -27,6 +27,7 @@ PCAP = "/tmp/capture.pcap"
 
 class Probe:
     namespace: str = ""  # the target's network namespace (SandboxKey) this probe joined
+    generation: int = -1  # the target Node's generation when the namespace was read
     rotations: int = 0  # pcaps started since the first (see ``rotate``)
     attempts: int = 0  # rotations asked for
 

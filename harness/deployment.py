@@ -115,6 +115,13 @@ class Node:
     tainted: bool = False
     #: what tests set on the running node and later tests rely on (e.g. the TC's foundation profile)
     settings: dict[str, str] = field(default_factory=dict)
+    #: bumped by every state change the harness makes (kill, start, restart): what was read of the
+    #: container before (its namespace, its addresses) is read again; nothing else re-inspects it,
+    #: as an inspect per question was ~10 engine calls per test
+    generation: int = 0
+    #: frozen by ``pause()``: its processes answer nothing until ``unpause()``
+    paused: bool = False
+    _ips: dict[str, str] = field(default_factory=dict, repr=False)
     _agent: NodeAgent | None = field(default=None, repr=False)
     _agent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -151,8 +158,34 @@ class Node:
         return ClientRun(self.docker.client.api, self.docker.id, cmd, attempt, agent=self.agent())
 
     def ip(self, network: Network) -> str:
-        self.docker.reload()
-        return str(self.docker.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"])
+        """The node's address on ``network`` (read once per generation: it is fixed while the node runs)."""
+        key = f"{self.generation}:{network.name}"
+        if key not in self._ips:
+            self.docker.reload()
+            self._ips[key] = str(self.docker.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"])
+        return self._ips[key]
+
+    # ---- state changes a test makes; each bumps the generation ----------------------------------------
+
+    def kill(self) -> None:
+        self.docker.kill()
+        self.generation += 1
+
+    def start(self) -> None:
+        self.docker.start()
+        self.generation += 1
+
+    def restart(self) -> None:
+        self.docker.restart()
+        self.generation += 1
+
+    def pause(self) -> None:
+        self.docker.pause()
+        self.paused = True
+
+    def unpause(self) -> None:
+        self.docker.unpause()
+        self.paused = False
 
     def unchanged(self) -> bool:
         """Still running as the harness started it: not restarted, not tainted by a test."""
@@ -600,10 +633,12 @@ class Deployment:
         probe that joined the old one sees nothing, so it is replaced before it is used again."""
         from harness.capture import Probe
 
-        target = self.nodes[node].docker
+        probe, owner = self.probes.get(node), self.nodes[node]
+        if probe is not None and probe.generation == owner.generation:  # the harness did not restart it since
+            return probe
+        target = owner.docker
         target.reload()
         namespace = f'{target.attrs["NetworkSettings"]["SandboxKey"]}@{target.attrs["State"]["StartedAt"]}'
-        probe = self.probes.get(node)
         if probe is not None and probe.namespace != namespace:
             probe.stop()
             self.probes.pop(node)
@@ -613,6 +648,7 @@ class Deployment:
             self.probes[node] = Probe(self.tags["cf"], target.id, f"hx-{self.uid}-probe-{node}{suffix}",
                                       self.labels()).start()
             self.probes[node].namespace = namespace
+        self.probes[node].generation = owner.generation
         return self.probes[node]
 
     def stop(self) -> None:

@@ -267,16 +267,16 @@ class Impairments:
     def pause(self, node: str) -> Iterator[Effect]:
         """Freeze every process of the node (cgroup freezer): its sockets stop, the kernel still ACKs.
         The freezer is read right after freezing and right before thawing."""
-        self.dep.nodes[node].tainted = True
-        container = self.dep.nodes[node].docker
-        container.pause()
+        target = self.dep.nodes[node]
+        target.tainted = True
+        target.pause()
         effect = Effect("pause", node, "", applied_at=time.time())
         try:
             effect.freezer.append(self.freezer(node))
             yield effect
             effect.freezer.append(self.freezer(node))
         finally:
-            container.unpause()
+            target.unpause()
             effect.removed_at = time.time()
 
 

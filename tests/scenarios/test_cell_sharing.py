@@ -41,7 +41,7 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         for _ in range(4):  # traffic through both routers, into their probes' pcaps
             assert first.http_get()["status"] == 200
         probe_id = first.probes["router-0"].container.get_wrapped_container().id
-        first.nodes["router-1"].docker.restart()  # as router failover does: a new process, a new namespace
+        first.nodes["router-1"].restart()  # as router failover does: a new process, a new namespace
         first.nodes["app"].tainted = True  # as an impairment does (harness.impair marks what it touches)
         ids = {name: node.docker.id for name, node in first.nodes.items()}
         edge = first.networks["edge"].name

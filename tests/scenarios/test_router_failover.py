@@ -58,7 +58,7 @@ def router_death_attempt(deployment: Deployment, *, n: int = N, retries: int = 1
     time.sleep(kill_after)
     victim = serving_router(deployment, run)
     assert victim, f"no router recorded a 101 for attempt {run.attempt}"
-    node = deployment.nodes[victim].docker
+    node = deployment.nodes[victim]
     killed_at = time.time()
     node.kill()
     try:
