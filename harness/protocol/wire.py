@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from scapy.layers.inet import IP, TCP
 
 Endpoint = tuple[str, int]
 
@@ -50,6 +49,10 @@ class TcpStream:
 
 
 def streams(packets: Iterable[Any]) -> list[TcpStream]:
+    # Scapy here, not at import: it is 0.2 s of CPU in every process that loads the plugin (each
+    # xdist worker, each nested pytest of the plugin's own tests), and the packets are Scapy's already.
+    from scapy.layers.inet import IP, TCP
+
     found: dict[frozenset[Endpoint], TcpStream] = {}
     for pkt in packets:
         if IP not in pkt or TCP not in pkt:
