@@ -768,3 +768,34 @@ class Deployment:
             written.append(path)
         shutil.copy(self.topology.file, into / "topology.yaml")
         return written
+
+
+class Succession:
+    """Deployments one after another in one process, each taking over the CF side of the one before
+    where it would start it the same (``Deployment.reuse``; ``HARNESS_SHARE_CF=0``: from nothing):
+    a worker's cells (``harness.plugin.CellManager``) and code that builds its own deployments (the
+    bring-your-own-LB tests). ``close()`` stops the last one."""
+
+    def __init__(self) -> None:
+        self.last: Deployment | None = None
+
+    def enter(self, deployment: Deployment) -> Deployment:
+        """Start ``deployment`` on what the last one leaves; the rest of the last one is removed,
+        whether the start worked or not."""
+        previous, self.last = self.last, None
+        if previous is not None and not SHARE_CF:
+            previous.stop()
+            previous = None
+        deployment.reuse = previous
+        try:
+            deployment.__enter__()
+        finally:
+            if previous is not None:
+                previous.stop()  # whatever the new one did not take (nothing if it took over)
+        self.last = deployment
+        return deployment
+
+    def close(self) -> None:
+        if self.last is not None:
+            self.last.stop()
+            self.last = None

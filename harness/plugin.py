@@ -41,7 +41,7 @@ from harness import drivers as driver_registry  # noqa: E402
 from harness import topology as topology_registry  # noqa: E402
 from harness import report as report_writer  # noqa: E402
 from harness import verdicts  # noqa: E402
-from harness.deployment import SHARE_CF, Deployment  # noqa: E402
+from harness.deployment import Deployment, Succession  # noqa: E402
 from harness.errors import HarnessError, did_you_mean  # noqa: E402
 from harness.topology import Topology  # noqa: E402
 from harness.outcomes import Observation, Outcome  # noqa: E402
@@ -366,13 +366,15 @@ def by_cell(items: list[pytest.Item], cells: dict[str, Cell]) -> list[pytest.Ite
 def for_workers(items: list[pytest.Item], cells: dict[str, Cell]) -> list[pytest.Item]:
     """``items`` in the order xdist should hand out their groups (``harness.scheduling``); a test
     whose ``waits`` mark names a group gets that group instead of its cell's (the mark replaces the
-    cell's: xdist joins the names of every ``xdist_group`` mark)."""
+    cell's: xdist joins the names of every ``xdist_group`` mark). A test without a cell keeps the
+    ``xdist_group`` it names, and its group is weighed as one."""
     units = []
     for item in items:
-        cell, mark = cells.get(item.nodeid), item.get_closest_marker("waits")
-        unit = scheduling.Unit(item.nodeid, cell.id if cell else None, float(mark.args[0]) if mark else None,
-                               mark.kwargs.get("group") if mark and cell else None)
-        if unit.group:
+        cell, mark, named = (cells.get(item.nodeid), item.get_closest_marker("waits"),
+                             item.get_closest_marker("xdist_group"))
+        group = (mark.kwargs.get("group") if mark else None) if cell else (named.args[0] if named else None)
+        unit = scheduling.Unit(item.nodeid, cell.id if cell else None, float(mark.args[0]) if mark else None, group)
+        if unit.group and cell:
             item.own_markers[:] = [m for m in item.own_markers if m.name != "xdist_group"]
             item.add_marker(pytest.mark.xdist_group(scheduling.group_of(unit)))
         units.append(unit)
@@ -388,39 +390,33 @@ class CellManager:
     active: tuple[Cell, Deployment] | None = None
     failures: dict[Cell, BaseException] = field(default_factory=dict)
     topologies: dict[str, Topology] = field(default_factory=topology_registry.load_all)
+    succession: Succession = field(default_factory=Succession)
 
     def get(self, cell: Cell) -> Deployment:
         """The cell's deployment: the running one, or a new one that takes over the previous cell's
-        CF side where it would start it the same (``Deployment.reuse``; ``HARNESS_SHARE_CF=0``: never)."""
+        CF side where it would start it the same (``Succession``; ``HARNESS_SHARE_CF=0``: never)."""
         if self.active and self.active[0] == cell:
             return self.active[1]
-        previous = self.active[1] if self.active else None
         self.active = None
-        if previous is not None and (not SHARE_CF or cell in self.failures):
-            previous.stop()
-            previous = None
         if cell in self.failures:  # don't retry a cell that failed to start for every test in it
+            self.succession.close()
             raise self.failures[cell]
         topo = self.topologies[cell.topology].with_driver(cell.driver)
         if cell.lb_idle:
             topo = topo.with_idle_timeout(cell.lb_idle)
         deployment = _CellDeployment(topo, self.drivers, tc=dict(cell.tc), faults=cell.faults,
-                                     results_dir=self.results_dir, reuse=previous)
+                                     results_dir=self.results_dir)
         try:
-            deployment.__enter__()
+            self.succession.enter(deployment)
         except HarnessError as exc:
             self.failures[cell] = exc
             raise
-        finally:
-            if previous is not None:
-                previous.stop()  # whatever the new cell did not take (nothing if it took over)
         self.active = (cell, deployment)
         return deployment
 
     def close(self) -> None:
-        if self.active:
-            self.active[1].stop()
-            self.active = None
+        self.succession.close()
+        self.active = None
 
 
 class _CellDeployment(Deployment):

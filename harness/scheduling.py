@@ -29,13 +29,16 @@ class Unit:
     nodeid: str
     cell: str | None = None  # the cell id of a scenario test
     waits: float | None = None  # its ``waits`` mark, seconds
-    group: str | None = None  # the mark's ``group=``: a group of its own within the cell
+    #: a scenario test: the ``waits`` mark's ``group=`` (a group of its own within the cell); a test
+    #: without a cell: the ``xdist_group`` it names itself (tests that share a deployment chain)
+    group: str | None = None
 
 
 def group_of(unit: Unit) -> str | None:
-    """The xdist group a test runs in: its cell's, or ``<cell>~<group>``; None for a test without a cell."""
+    """The xdist group a test runs in: its cell's, ``<cell>~<group>``, or the group a test without a
+    cell names; None for a test in no group (xdist schedules it alone)."""
     if unit.cell is None:
-        return None
+        return unit.group
     return f"{unit.cell}~{unit.group}" if unit.group else unit.cell
 
 

@@ -5,18 +5,28 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from harness import drivers, topology
 from harness.customer import driver_from_config
-from harness.deployment import Deployment
+from harness.deployment import Deployment, Succession
 from harness.outcomes import Observation, Outcome
 from harness.verdicts import classify_stream, classify_xff
 from harness.protocol.headers import get
 
-pytestmark = [pytest.mark.scenario, pytest.mark.waits(20)]  # each brings a cell up in a pytest of its own
+#: Each test brings up its own deployment, as a vendor's or support engineer's code would; one after
+#: another on one worker, each takes over the CF side the one before leaves (``Succession``).
+pytestmark = [pytest.mark.scenario, pytest.mark.waits(15), pytest.mark.xdist_group("bring-your-own-lb")]
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def succession() -> Iterator[Succession]:
+    chain = Succession()
+    yield chain
+    chain.close()
 
 
 def _stream(dep: Deployment) -> Observation:
@@ -26,7 +36,7 @@ def _stream(dep: Deployment) -> Observation:
     return classify_stream(dep.evidence(run, run.result(60)), 200)
 
 
-def test_vendor_driver_from_a_temporary_folder_runs_a_cell(tmp_path: Path) -> None:
+def test_vendor_driver_from_a_temporary_folder_runs_a_cell(tmp_path: Path, succession: Succession) -> None:
     shutil.copy(ROOT / "topologies/drivers/haproxy.cfg.j2", tmp_path / "acme.cfg.j2")
     (tmp_path / "acme.yaml").write_text(
         "name: acme-lb\ndescription: a vendor LB, here HAProxy under another name\nimage: haproxy\n"
@@ -34,11 +44,12 @@ def test_vendor_driver_from_a_temporary_folder_runs_a_cell(tmp_path: Path) -> No
     registry = drivers.load_all(tmp_path)
     topo = topology.load_all()["tcp-same-port"].with_driver("acme-lb")
     assert registry["acme-lb"].supports(topo) is None
-    with Deployment(topo, registry) as dep:
-        assert _stream(dep).outcome is Outcome.PASS
+    dep = succession.enter(Deployment(topo, registry))
+    assert _stream(dep).outcome is Outcome.PASS
 
 
-def test_customer_nginx_conf_without_upgrade_headers_reproduces_the_bug(tmp_path: Path) -> None:
+def test_customer_nginx_conf_without_upgrade_headers_reproduces_the_bug(tmp_path: Path,
+                                                                      succession: Succession) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text("""events {}
 http {
@@ -58,16 +69,16 @@ http {
     (tmp_path / "driver").mkdir()
     registry = {**drivers.load_all(), "customer": driver_from_config(conf, tmp_path / "driver")}
     topo = topology.load_all()["http-upgrade"].with_driver("customer")
-    with Deployment(topo, registry) as dep:
-        assert _stream(dep).outcome is Outcome.UPGRADE_STRIPPED
-        # The XFF check's live negative control: this config sets no X-Forwarded-For, so the router
-        # appends the LB's address and the app never learns the client's.
-        echo = dep.http_get("echo")
-        xff = get([tuple(h) for h in echo["body"]["headers"]], "X-Forwarded-For")
-        assert classify_xff(xff, dep.client_ip(), dep.lb_ips()).outcome is Outcome.LB_IP_AS_CLIENT
+    dep = succession.enter(Deployment(topo, registry))
+    assert _stream(dep).outcome is Outcome.UPGRADE_STRIPPED
+    # The XFF check's live negative control: this config sets no X-Forwarded-For, so the router
+    # appends the LB's address and the app never learns the client's.
+    echo = dep.http_get("echo")
+    xff = get([tuple(h) for h in echo["body"]["headers"]], "X-Forwarded-For")
+    assert classify_xff(xff, dep.client_ip(), dep.lb_ips()).outcome is Outcome.LB_IP_AS_CLIENT
 
 
-def test_external_lb_in_front_of_published_routers(tmp_path: Path) -> None:
+def test_external_lb_in_front_of_published_routers(tmp_path: Path, succession: Succession) -> None:
     """An LB the harness does not start (here nginx on the host's network, standing in for an
     appliance): routers are published on fixed host ports, clients reach the LB at its address."""
     from testcontainers.core.container import DockerContainer
@@ -100,12 +111,12 @@ http {{
     appliance.start()
     try:
         registry = {**drivers.load_all(), "external": drivers.Driver.external_lb("host-gateway")}
-        with Deployment(topo, registry, results_dir=tmp_path) as dep:
-            assert (tmp_path / "external-lb.json").exists()
-            assert _stream(dep).outcome is Outcome.PASS
-            echo = dep.http_get("echo")
-            xff = [v for k, v in echo["body"]["headers"] if k == "X-Forwarded-For"][0]
-            assert xff.split(",")[0].strip() == dep.client_ip()
+        dep = succession.enter(Deployment(topo, registry, results_dir=tmp_path))
+        assert (tmp_path / "external-lb.json").exists()
+        assert _stream(dep).outcome is Outcome.PASS
+        echo = dep.http_get("echo")
+        xff = [v for k, v in echo["body"]["headers"] if k == "X-Forwarded-For"][0]
+        assert xff.split(",")[0].strip() == dep.client_ip()
     finally:
         appliance.stop()
 
@@ -117,7 +128,8 @@ RUNS = [e for e in __import__("yaml").safe_load((CORPUS / "corpus.yaml").read_te
 
 
 @pytest.mark.parametrize("entry", RUNS, ids=[e["file"] for e in RUNS])
-def test_customer_config_runs_in_a_cell_built_from_its_listeners(entry: dict, tmp_path: Path) -> None:
+def test_customer_config_runs_in_a_cell_built_from_its_listeners(entry: dict, tmp_path: Path,
+                                                                 succession: Succession) -> None:
     """No topology file: the config's own ports. A failure must be the corpus's outcome and be
     traced to the corpus's line; the idle cut is measured with pings off (bounded at 25 s: more
     than the 17 s the judgement needs)."""
@@ -132,10 +144,10 @@ def test_customer_config_runs_in_a_cell_built_from_its_listeners(entry: dict, tm
     topo = topology_for({"default": ("default", config)}, tmp_path).with_driver("customer")
     registry = {"customer": driver_for(config, tmp_path / "driver")}
     want = entry["run"]
-    with _CellDeployment(topo, registry, tc=PINGS_OFF) as dep:
-        seen = {"logs": _stream(dep)}
-        if "idle_measured" in want:
-            seen["idle_measured"] = classify_idle_measured(measured_idle_attempt(dep, bound=25), 25)
+    dep = succession.enter(_CellDeployment(topo, registry, tc=PINGS_OFF))
+    seen = {"logs": _stream(dep)}
+    if "idle_measured" in want:
+        seen["idle_measured"] = classify_idle_measured(measured_idle_attempt(dep, bound=25), 25)
     for check, outcome in want.items():
         assert seen[check].outcome.value == outcome, (check, seen[check])
         if outcome != "pass":

@@ -13,7 +13,8 @@ def test_a_cells_tests_share_its_group_and_a_named_wait_gets_its_own() -> None:
     assert group_of(Unit("t::a", cell="http-upgrade-haproxy")) == "http-upgrade-haproxy"
     assert group_of(Unit("t::b", cell="http-upgrade-haproxy", waits=40, group="tcp-peer")) == \
         "http-upgrade-haproxy~tcp-peer"
-    assert group_of(Unit("unit::c", waits=15, group="ignored")) is None  # no cell: no group at all
+    assert group_of(Unit("unit::c", waits=15)) is None  # no cell, no group: xdist schedules it alone
+    assert group_of(Unit("byo::d", waits=20, group="bring-your-own")) == "bring-your-own"
 
 
 def test_a_group_weighs_its_bring_up_and_its_tests() -> None:
@@ -28,6 +29,12 @@ def test_longest_first_keeps_a_groups_tests_together_and_in_order() -> None:
     order = [units[i].nodeid for i in longest_first(units)]
     # lone 90 > big 5+1+50 = 56 > big~tcp-peer 5+40 = 45 > small 5+1+1 = 7
     assert order == ["lone", "big::1", "big::2", "big::peer", "small::1", "small::2"]
+
+
+def test_tests_without_a_cell_that_share_a_group_go_out_as_one() -> None:
+    units = [Unit("c::1", cell="c", waits=30), *(Unit(f"byo::{i}", waits=20, group="byo") for i in range(3))]
+    # byo: 5 + 3 x 20 = 65 > c: 5 + 30 = 35
+    assert [units[i].nodeid for i in longest_first(units)] == ["byo::0", "byo::1", "byo::2", "c::1"]
 
 
 def test_ties_keep_the_order_of_collection() -> None:
