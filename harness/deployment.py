@@ -121,7 +121,7 @@ class Node:
     generation: int = 0
     #: frozen by ``pause()``: its processes answer nothing until ``unpause()``
     paused: bool = False
-    _ips: dict[str, str] = field(default_factory=dict, repr=False)
+    _ips: dict[tuple[int, str], str] = field(default_factory=dict, repr=False)  # (generation, network)
     _agent: NodeAgent | None = field(default=None, repr=False)
     _agent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -159,7 +159,7 @@ class Node:
 
     def ip(self, network: Network) -> str:
         """The node's address on ``network`` (read once per generation: it is fixed while the node runs)."""
-        key = f"{self.generation}:{network.name}"
+        key = (self.generation, network.name)
         if key not in self._ips:
             self.docker.reload()
             self._ips[key] = str(self.docker.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"])
@@ -653,15 +653,12 @@ class Deployment:
 
     def stop(self) -> None:
         """Remove probes and containers (all at once), then the networks; one failure never stops the rest."""
-        removing = _removing
-        for node in self.nodes.values():
-            removing(f"{node.name}'s agent", node.close_agent)()
-        _all_at_once([removing(f"probe {name}", probe.stop) for name, probe in self.probes.items()]
-                     + [removing(node.name, node.container.stop) for node in self.nodes.values()]
-                     + [functools.partial(_remove_node, node) for node in self._candidates.values()]
-                     + [functools.partial(_stop_probe, probe) for probe in self._candidate_probes.values()])
+        nodes = [*self.nodes.values(), *self._candidates.values()]
+        probes = [*self.probes.values(), *self._candidate_probes.values()]
+        _all_at_once([functools.partial(_remove_node, node) for node in nodes]
+                     + [functools.partial(_stop_probe, probe) for probe in probes])
         for net in self.networks.values():
-            removing(f"network {net.name}", net.remove)()
+            _removing(f"network {net.name}", net.remove)()
         self.probes.clear()
         self.nodes.clear()
         self._candidates.clear()

@@ -100,7 +100,8 @@ def _tcpdump_listening(dump: "subprocess.Popen[bytes]") -> bool:
     assert dump.stderr is not None
     for line in dump.stderr:  # ends when tcpdump exits
         if b"listening on" in line:
-            _DRAINS[dump.pid] = subprocess.Popen(["cat"], stdin=dump.stderr, stdout=subprocess.DEVNULL)  # keep stderr drained
+            # keep stderr drained
+            _DRAINS[dump.pid] = subprocess.Popen(["cat"], stdin=dump.stderr, stdout=subprocess.DEVNULL)
             return True
     return False
 
