@@ -26,7 +26,8 @@ import h11
 
 from harness.cf import proxytls
 from harness.cf.settings import env_json, log_event, server_tls_context
-from harness.cf.streams import HeadTooLarge, parse_request, parse_status, raw_headers, read_head, render_head, splice
+from harness.cf.streams import (HeadTooLarge, ResponseEnd, parse_request, parse_status, raw_headers, read_head,
+                                relay_body, render_head, splice)
 from harness.protocol import headers as hdr
 from harness.protocol import proxy_protocol as pp
 from harness.protocol.handshake import STATUS_TEXT
@@ -35,6 +36,8 @@ STATUS_TEXT_ALL = {**STATUS_TEXT, 502: "Bad Gateway"}
 #: The harness's attempt header (harness.cf.client.ATTEMPT_HEADER), found even in bytes h11 cannot parse.
 ATTEMPT_RE = re.compile(rb"\r\nX-Harness-Attempt:[ \t]*([\w.-]+)", re.IGNORECASE)
 DIAL_TIMEOUT = float(os.environ.get("ROUTER_DIAL_TIMEOUT", "5"))
+#: gorouter's ``frontend_idle_timeout`` default: how long a client's idle connection waits for its next request.
+FRONTEND_IDLE_TIMEOUT = float(os.environ.get("ROUTER_FRONTEND_IDLE_TIMEOUT", "900"))
 
 
 def error_response(status: int, router_error: str, message: str) -> bytes:
@@ -151,19 +154,39 @@ class Router:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str,
                       tls: bool, tls_proxy: pp.ProxyHeader | None = None) -> None:
+        """One client connection: its requests one after another, as gorouter's Go ``http.Server``
+        keeps a client's connection for the next request (``IdleTimeout: FrontendIdleTimeout``,
+        900 s by default; cloudfoundry/gorouter ``router/router.go``) until a response must end it."""
         # On the TLS listener the PROXY line comes before TLS and was read there (harness.cf.proxytls).
         use_proxy = self.proxy_protocol and not tls
         buffered, proxy = await self._proxy_header(reader) if use_proxy else (b"", tls_proxy)
         client_ip = proxy.source_ip if proxy else peer_ip
+        pending: bytes | None = buffered
+        first = True
+        while pending is not None:
+            try:
+                head, rest = (await read_head(reader, pending) if first else
+                              await asyncio.wait_for(read_head(reader, pending), FRONTEND_IDLE_TIMEOUT))
+            except HeadTooLarge as exc:
+                return await self._bad_request(reader, writer, peer_ip, tls, pending, repr(exc))
+            except EOFError:
+                if first:
+                    raise
+                return  # the client closed its idle connection
+            first = False
+            pending = await self._exchange(reader, writer, peer_ip, tls, proxy, client_ip, head, rest)
+
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str,
+                        tls: bool, proxy: pp.ProxyHeader | None, client_ip: str, head: bytes,
+                        rest: bytes) -> bytes | None:
+        """One request and its answer; the bytes the client sent past it when the connection stays
+        open for another request, None when it ends."""
         # Go's net/http answers a malformed request with a bare 400 and closes.
-        try:
-            head, rest = await read_head(reader, buffered)
-        except HeadTooLarge as exc:
-            return await self._bad_request(reader, writer, peer_ip, tls, buffered, repr(exc))
         try:
             request = parse_request(head)
         except (h11.RemoteProtocolError, ValueError) as exc:
-            return await self._bad_request(reader, writer, peer_ip, tls, head + rest, str(exc))
+            await self._bad_request(reader, writer, peer_ip, tls, head + rest, str(exc))
+            return None
         received = raw_headers(request)
         method, target = request.method.decode(), request.target.decode("latin-1")
         host = hdr.host_without_port(hdr.get(received, "Host"))
@@ -177,12 +200,14 @@ class Router:
         if not host or host == client_ip:
             record["status"] = 400
             writer.write(error_response(400, "empty_host", "Request had empty Host header"))
-            return await writer.drain()
+            await writer.drain()
+            return None
         backend = self.routes.get(host)
         if backend is None:
             record["status"] = 404
             writer.write(error_response(404, "unknown_route", f"Requested route ('{host}') does not exist."))
-            return await writer.drain()
+            await writer.drain()
+            return None
         request_id = str(uuid.uuid4())
         outgoing = hdr.router_request(received, client_ip=client_ip, tls=tls, request_id=request_id,
                                       now_ms=int(time.time() * 1000))
@@ -201,17 +226,25 @@ class Router:
             record["status"], router_error = backend_tls_failure(exc)
             writer.write(error_response(int(record["status"]), router_error,  # type: ignore[call-overload]
                                         "Registered endpoint failed to handle the request."))
-            return await writer.drain()
+            await writer.drain()
+            return None
         except (OSError, TimeoutError) as exc:
             record["status"] = 502
             writer.write(error_response(502, f"endpoint_failure ({exc!r})", "Registered endpoint failed to handle the request."))
-            return await writer.drain()
+            await writer.drain()
+            return None
         # A request body the client sent after its head (an L7 LB writes them apart) goes up before
         # the router waits for the answer, as gorouter's reverse proxy streams it.
         body_length = int(hdr.get(received, "Content-Length") or 0)
         while len(rest) < body_length and (chunk := await reader.read(body_length - len(rest))):
             rest += chunk
-        up_writer.write(render_head(f"{method} {target} HTTP/1.1", outgoing) + rest)
+        # Another request may follow on this connection only after a body whose end is known (a
+        # length or none; a chunked request body is spliced through and the connection then ends).
+        # An upgrade's bytes past its head (frames a client pipelines) go up with it, as before.
+        keep_alive = (request.http_version == b"1.1" and not hdr.has_token(received, "Connection", "close")
+                      and hdr.get(received, "Transfer-Encoding") is None and not record["upgrade"])
+        body, after = (rest[:body_length], rest[body_length:]) if keep_alive else (rest, b"")
+        up_writer.write(render_head(f"{method} {target} HTTP/1.1", outgoing) + body)
         await up_writer.drain()
         resp_head, resp_rest = await read_head(up_reader)
         status, resp_headers = parse_status(resp_head)
@@ -219,15 +252,22 @@ class Router:
         log_event("router", "response", router=self.name, path=target, status=status)
         if hdr.get(resp_headers, "X-Vcap-Request-Id") is None:
             resp_headers.append(("X-Vcap-Request-Id", request_id))
-        if status != 101:
+        end = ResponseEnd(request.method)
+        end.feed(resp_head)
+        keep_alive = keep_alive and status != 101 and not end.close_delimited and not end.broken
+        if status != 101 and not keep_alive:
             resp_headers = hdr.replace(resp_headers, "Connection", "close")
         status_line = resp_head.split(b"\r\n", 1)[0].decode("latin-1")
         writer.write(render_head(status_line, resp_headers) + resp_rest)
         await writer.drain()
+        if keep_alive:
+            end.feed(resp_rest)
+            return await relay_body(reader, writer, (up_reader, up_writer), end, after)
         # gorouter's ForwardIO returns as soon as either copy ends and the caller closes both
         # connections: no half-close (cloudfoundry/gorouter handler/forwarder.go). A half-close
         # with a grace period kept TLS clients waiting for a close that never came.
         await splice((reader, writer), (up_reader, up_writer), grace=0)
+        return None
 
 
 def serve_status(router: Router, port: int) -> None:

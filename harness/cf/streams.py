@@ -50,6 +50,61 @@ def parse_status(head: bytes) -> tuple[int, list[tuple[str, str]]]:
     return status, [(k, v.strip()) for k, v in headers]  # type: ignore[misc]
 
 
+class ResponseEnd:
+    """Where a relayed response ends, told by h11 while its raw bytes go through untouched (sans-I/O).
+
+    A proxy that keeps the client's connection for the next request must know where the backend's
+    answer ends: after ``Content-Length`` bytes, at the last chunk, at once (HEAD, 204, 304), or only
+    when the backend closes (``close_delimited``: then the client's connection must close too)."""
+
+    def __init__(self, method: bytes) -> None:
+        self._head_only = method == b"HEAD"
+        self._conn = h11.Connection(h11.CLIENT)
+        self._conn.send(h11.Request(method=method, target=b"/", headers=[(b"Host", b"backend")]))
+        self._conn.send(h11.EndOfMessage())
+        self.complete = False
+        self.broken = False  # the backend broke its own framing (or closed early): close the client's side
+        self.close_delimited = False
+
+    def feed(self, data: bytes) -> bool:
+        """Bytes the backend sent; True once the response is complete."""
+        return self._receive(data) if data else self.complete
+
+    def closed(self) -> bool:
+        """The backend closed its connection; True if that completed the response (no length)."""
+        return self._receive(b"")
+
+    def _receive(self, data: bytes) -> bool:
+        if self.complete or self.broken:
+            return self.complete
+        try:
+            self._conn.receive_data(data)
+            while (event := self._conn.next_event()) not in (h11.NEED_DATA, h11.PAUSED):
+                if isinstance(event, h11.Response):
+                    self.close_delimited = not (self._head_only or _framed(event))
+                elif isinstance(event, h11.EndOfMessage):
+                    self.complete = True
+                    break
+                elif isinstance(event, h11.ConnectionClosed):
+                    break
+        except h11.ProtocolError:
+            self.broken = True
+        return self.complete
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the client's connection may carry another request after this response."""
+        return self.complete and not self.close_delimited and not self.broken
+
+
+def _framed(response: h11.Response) -> bool:
+    """The response says where it ends (no body, a length, chunks) rather than at the backend's close."""
+    if response.status_code in (204, 304) or 100 <= response.status_code < 200:
+        return True
+    names = {name.lower() for name, _ in response.headers}
+    return b"content-length" in names or b"transfer-encoding" in names
+
+
 def render_head(start_line: str, headers: list[tuple[str, str]]) -> bytes:
     return (start_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode("latin-1")
 
@@ -113,6 +168,51 @@ async def splice(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
             task.cancel()
         await asyncio.gather(*(_close(writer) for writer in (a[1], b[1])))
     return reason
+
+
+async def relay_body(client: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     backend: tuple[asyncio.StreamReader, asyncio.StreamWriter], end: ResponseEnd,
+                     early: bytes = b"") -> bytes | None:
+    """Copy a response's body (its head is sent) from ``backend`` to the client until ``end`` says
+    it is complete, then close the backend connection (gorouter dials backends anew by default:
+    routing-release ``router.disable_keep_alives``). Returns what the client sent meanwhile (the
+    start of its next request, after ``early``) when its connection may carry another request;
+    None when it must close: the backend broke off, or the client went away, which ends the
+    backend's request too (Go's reverse proxy cancels it with the client's context)."""
+    up_reader, up_writer = backend
+    watch: asyncio.Future[bytes] | None = asyncio.ensure_future(client.read(65536))
+    copy: asyncio.Future[bytes] | None = None
+    gone = False
+    try:
+        while not (end.complete or end.broken):
+            copy = copy or asyncio.ensure_future(up_reader.read(65536))
+            done, _ = await asyncio.wait({copy, *([watch] if watch else [])}, return_when=asyncio.FIRST_COMPLETED)
+            if watch in done:
+                data, watch = watch.result(), None
+                if not data:
+                    gone = True
+                    break
+                early += data
+            if copy in done:
+                chunk, copy = copy.result(), None
+                if not chunk:
+                    end.closed()
+                    break
+                writer.write(chunk)
+                await writer.drain()
+                end.feed(chunk)
+    finally:
+        # A cancelled read must have ended before the next one starts (a StreamReader takes one
+        # reader at a time), and a read that finished meanwhile keeps its bytes.
+        tasks = [task for task in (watch, copy) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _close(up_writer)
+    if watch is not None and not watch.cancelled():
+        data = b"" if watch.exception() else watch.result()
+        gone, early = gone or not data, early + data
+    return None if gone or not end.reusable else early
 
 
 #: How long a closed side may take to flush what asyncio still buffers for it before it is aborted.

@@ -47,6 +47,7 @@ class HttpOutcome:
     error_kind: str | None = None
     error: str | None = None
     requests: int = 0
+    connections: int = 0  # TCP connections the reads opened (the CLI keeps one open between reads)
     closed_by: str | None = None  # "server" when the stream ended before the client was done
     events: dict[str, int] = field(default_factory=dict)
 
@@ -72,16 +73,68 @@ def _connection(url: str) -> http.client.HTTPConnection:
 
 
 def get(url: str, token: str) -> tuple[int, bytes]:
-    """One GET (a fresh connection, as the router serves one request per connection)."""
-    parts = urlsplit(url)
+    """One GET on a connection of its own (Cloud Controller's root document)."""
     conn = _connection(url)
     try:
-        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
-                     headers=tagged({"Authorization": token} if token else {}))
-        resp = conn.getresponse()
-        return resp.status, resp.read()
+        return _get_on(conn, url, token)
     finally:
         conn.close()
+
+
+def _get_on(conn: http.client.HTTPConnection, url: str, token: str) -> tuple[int, bytes]:
+    parts = urlsplit(url)
+    conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
+                 headers=tagged({"Authorization": token} if token else {}))
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.will_close:
+        conn.close()
+    return resp.status, body
+
+
+#: What a connection a server closed while it sat idle raises on its next request.
+STALE = (http.client.RemoteDisconnected, http.client.BadStatusLine, ConnectionResetError, BrokenPipeError)
+
+
+class KeptConnections:
+    """Connections kept open per origin for the next request, as the cf CLI's Log Cache client
+    does: an ``http.Client`` with a Transport of its own, keep-alive on (cloudfoundry/cli
+    ``command/v7/shared/new_log_cache_client.go``). A walk's reads then share one TLS session
+    instead of a handshake each. Like Go's Transport, a GET that fails on a reused connection the
+    server already closed is sent once more on a fresh one (``net/http`` ``transport.go``
+    ``shouldRetryRequest``: an idempotent request on a reused connection)."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int | None], http.client.HTTPConnection] = {}
+        self.opened = 0
+
+    def get(self, url: str, token: str) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port)
+        conn = self._idle.pop(key, None)
+        if conn is not None:
+            try:
+                return self._keep(key, conn, _get_on(conn, url, token))
+            except STALE:
+                conn.close()
+        conn = _connection(url)
+        self.opened += 1
+        try:
+            return self._keep(key, conn, _get_on(conn, url, token))
+        except BaseException:
+            conn.close()
+            raise
+
+    def _keep(self, key: tuple[str, str, int | None], conn: http.client.HTTPConnection,
+              answer: tuple[int, bytes]) -> tuple[int, bytes]:
+        if conn.sock is not None:  # http.client drops the socket when the answer said Connection: close
+            self._idle[key] = conn
+        return answer
+
+    def close(self) -> None:
+        for conn in self._idle.values():
+            conn.close()
+        self._idle.clear()
 
 
 class RootDocumentError(LookupError):
@@ -119,12 +172,22 @@ def cf_logs(api: str, app: str, token: str, ledger: DeliveryLedger, base: int, t
     if (endpoint := _discover(api, "log_cache", outcome)) is None:
         return outcome
     outcome.url = f"{endpoint}/api/v1/read/{app}"
+    kept = KeptConnections()
+    try:
+        return _walk(outcome, kept, token, ledger, base, timeout)
+    finally:
+        kept.close()
+        outcome.connections = kept.opened
+
+
+def _walk(outcome: HttpOutcome, kept: KeptConnections, token: str, ledger: DeliveryLedger, base: int,
+          timeout: float) -> HttpOutcome:
     walk, errors, deadline = v2.CliWalk(), 0, time.monotonic() + timeout
     while time.monotonic() < deadline and not (ledger.expected and ledger.complete):
         url = f"{outcome.url}?{walk.next_query().to_query()}"
         outcome.requests += 1
         try:
-            status, body = get(url, token)
+            status, body = kept.get(url, token)
             outcome.status = status
             batch = v2.batch_of(json.loads(body)) if status == 200 else None
         except (OSError, ssl.SSLError, ValueError) as exc:

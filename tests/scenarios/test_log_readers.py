@@ -28,7 +28,7 @@ from harness.witness import Evidence
 
 pytestmark = pytest.mark.matrix
 N = 400
-RATE = 200  # envelopes/s: the CLI's walk polls; 2 s of logs cross several polls
+RATE = 800  # envelopes/s: the CLI's walk reads again at once after a batch, so 0.5 s of logs cross dozens of reads
 #: A v2 nozzle ends this long after its last envelope: an LB that buffers the answer holds the tail
 #: back for good (nginx kept 41 of 400), so waiting out the 15 s timeout told nothing more.
 SETTLE_S = 4
