@@ -47,15 +47,19 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         edge = first.networks["edge"].name
         # tcp-alt-port advertises wss://...:8443, so its CC is started differently (CF_LOGGER_PORT)
         second = _cell("tcp-alt-port", "haproxy", reuse=first)
-        kept = {"doppler", "tc", "log-cache", "rlp-gateway", "router-0"}
+        kept = {"doppler", "tc", "log-cache", "rlp-gateway", "router-0", "client"}
         assert set(second.reused) == kept
         assert all(second.nodes[name].docker.id == ids[name] for name in kept)
-        replaced = {"cc": "its spec", "router-1": "restarted", "app": "tainted", "client": "per cell", "lb": "per cell"}
+        replaced = {"cc": "its spec", "router-1": "restarted", "app": "tainted", "lb": "per cell"}
         for name, why in replaced.items():
             assert second.nodes[name].docker.id != ids[name], f"{name} kept although {why}"
             assert not _exists(ids[name]), f"the first cell's {name} was left running"
         assert not docker.from_env().networks.list(names=[edge]), "the first cell's edge network was left"
         assert first.nodes == {} and first.networks == {}
+        # the kept client moved: on this cell's edge network only, its name resolving there
+        client_networks = set(docker.from_env().containers.get(ids["client"]).attrs["NetworkSettings"]["Networks"])
+        assert client_networks == {second.networks["edge"].name}
+        assert "client" in second.probes and second.probes["client"].rotations == 1
         # a kept node keeps its probe, whose pcap now starts at this cell (the first cell's packets gone)
         probe = second.probes["router-0"]
         assert probe.container.get_wrapped_container().id == probe_id and probe.rotations == 1
@@ -72,3 +76,21 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
             second.stop()
         first.stop()
 
+
+
+def test_a_tainted_client_is_not_moved_but_replaced() -> None:
+    """The negative control of the moved client: one a test touched (an impairment, a Scapy peer's
+    iptables rule) is removed with its cell, and the next cell starts its own."""
+    first = _cell("http-upgrade", "nginx")
+    second = None
+    try:
+        old = first.nodes["client"].docker.id
+        first.nodes["client"].tainted = True
+        second = _cell("http-upgrade", "haproxy", reuse=first)
+        assert "client" not in second.reused and second.nodes["client"].docker.id != old
+        assert not _exists(old), "the tainted client was left running"
+        assert second.http_get()["status"] == 200
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()

@@ -56,6 +56,7 @@ class PeerRun:
     def __init__(self, dep: Deployment, mode: str, *, hold: float = HOLD_S, linger: float = 0,
                  app: tuple[str, str] = APP) -> None:
         self.dep, self.attempt, self.started, self.app = dep, secrets.token_hex(6), time.time(), app[0]
+        dep.nodes["client"].tainted = True  # its iptables rule in the client's namespace: no later cell keeps it
         args = ["--host", dep.topology.fqdn("doppler"), "--port", "80", "--path", f"/apps/{app[0]}/stream",
                 "--token", app[1], "--attempt", self.attempt, "--mode", mode, "--hold", str(scaled(hold)),
                 "--linger", str(linger)]
