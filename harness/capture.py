@@ -15,7 +15,11 @@ from typing import Any
 
 import docker
 from scapy.config import conf
-from scapy.layers import l2  # noqa: F401  registers the link types tcpdump writes (Ethernet, Linux cooked v1/v2)
+# l2 registers the link types tcpdump writes (Ethernet, Linux cooked v1/v2); inet binds IP and TCP
+# under them. Without inet a fresh worker's first read dissected "CookedLinuxV2 / Raw" and found no
+# TCP stream at all (wire.streams imports inet only when called, after the dissection).
+from scapy.layers import inet  # noqa: F401
+from scapy.layers import l2  # noqa: F401
 from scapy.utils import RawPcapReader, wrpcap
 from testcontainers.core.container import DockerContainer
 from harness.waiting import LogLine

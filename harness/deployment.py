@@ -300,6 +300,41 @@ def _remove_node(node: Node) -> None:
     _removing(node.name, lambda: (node.close_agent(), node.container.stop()))()
 
 
+#: How often a start is tried again when the random host port Docker picked for a published port was
+#: taken meanwhile (its allocator draws from 32768-60999, the kernel's ephemeral range, so a host
+#: socket can hold the port: "Error starting userland proxy: listen tcp4 ...: bind: address already
+#: in use", seen once in a 12-worker run). Each start draws the next port.
+PORT_CLASH_RETRIES = 3
+
+
+def _start_container(container: DockerContainer, *, retry_port_clash: bool) -> None:
+    """testcontainers' start, and for a container with published ports, the start again on a port clash."""
+    try:
+        container.start()
+        return
+    except docker.errors.APIError as exc:
+        if not (retry_port_clash and container._container is not None and _port_clash(exc)):
+            raise
+        clash = exc
+    for _ in range(PORT_CLASH_RETRIES):
+        _log(f"{container._name}: {clash.explanation}; starting it again on another port")
+        try:
+            container._container.start()
+            break
+        except docker.errors.APIError as exc:
+            if not _port_clash(exc):
+                raise
+            clash = exc
+    else:
+        raise clash
+    if container._wait_strategy is not None:
+        container._wait_strategy.wait_until_ready(container)
+
+
+def _port_clash(exc: docker.errors.APIError) -> bool:
+    return "address already in use" in str(exc.explanation or exc)
+
+
 def _left(node: Node, networks: dict[str, Network]) -> bool:
     """Disconnect an untainted node from the networks of its cell but the CF one (they are about to
     be removed); False, and it stays for removal with its cell, if it is tainted or the engine refused."""
@@ -564,7 +599,7 @@ class Deployment:
         node = Node(name, role, container, agent_capable=image == self.tags.get("cf"), spec=spec)
         self.nodes[name] = node
         try:
-            container.start()
+            _start_container(container, retry_port_clash=bool(publish))
         except Exception as exc:
             raise NodeStartError(name, f"log line matching {wait!r}", scaled(30),
                                  node.logs() if container._container else str(exc)) from exc

@@ -28,7 +28,12 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "pp.ProxyHeader 
 Failed = Callable[[str, bytes, str], None]
 PEEK_BYTES = 256
 POLL_S = 0.005
-HANDSHAKE_TIMEOUT_S = 10.0
+#: gorouter's Go server gives a TLS handshake no deadline of its own (``http.Server`` derives one
+#: from ReadTimeout/ReadHeaderTimeout/WriteTimeout, none of which gorouter sets: cloudfoundry/gorouter
+#: ``router/router.go``); asyncio needs a bound, so its default. (It was 10 s, the same as the
+#: client's open timeout, and a busy machine then let the router's timer win the race the
+#: ``fault_timeout`` check judges: the client must give up first.)
+HANDSHAKE_TIMEOUT_S = 60.0
 _CONNECTIONS: set[asyncio.Task[None]] = set()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,16 @@ def test_no_window_is_the_whole_capture_as_scapy_reads_it(tmp_path: Path) -> Non
     with PcapReader(io.BytesIO(data)) as reader:
         expected = [bytes(p) for p in reader]
     assert [bytes(p) for p in in_window(data)] == expected
+
+
+def test_a_fresh_process_dissects_tcp_under_a_cooked_v2_header(tmp_path: Path) -> None:
+    """What a worker's first wire read gets (tcpdump -i any writes Linux cooked v2): IP and TCP, not
+    Raw, although nothing but harness.capture has imported Scapy in that process."""
+    from scapy.layers.l2 import CookedLinuxV2
+
+    (tmp_path / "p.pcap").write_bytes(pcap(tmp_path, CookedLinuxV2, [100.0]))
+    code = ("import sys; from harness.capture import in_window; "
+            "print(in_window(open(sys.argv[1], 'rb').read())[0].summary())")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.pcap")], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[2], check=True).stdout
+    assert "IP / TCP" in out, out
