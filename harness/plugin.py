@@ -160,13 +160,14 @@ def _runs_tests(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own (one per core)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: four workers per core. A cell's tests mostly wait on timers, sockets and other
-    containers, not on this process's CPU: on 2 cores the whole suite took 749 s with 4 workers
-    (CPU 71 % busy at a sample) and 630 s with 6 (85 % busy over the run); the qualification matrix
-    took 445 s with 6 (27 % idle) and 386 s with 9 (13 % idle). ``HARNESS_WORKERS`` (or xdist's
+    """``-n auto``: six workers per core. A cell's tests mostly wait on timers, sockets and other
+    containers, not on this process's CPU. On 2 cores the qualification matrix took 445 s with 6
+    workers (27 % idle) and 386 s with 9; once a take-over moved the client instead of starting
+    one, 322 s with 8 (CPU idle in long stretches) and 292 s with 12 (99 % busy but for the tail);
+    the whole suite 374 s with 12 (ci/test). ``HARNESS_WORKERS`` (or xdist's
     ``PYTEST_XDIST_AUTO_NUM_WORKERS``) overrides."""
     chosen = os.environ.get("HARNESS_WORKERS") or os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
-    return int(chosen) if chosen else 4 * (os.cpu_count() or 1)
+    return int(chosen) if chosen else 6 * (os.cpu_count() or 1)
 
 
 @pytest.hookimpl(optionalhook=True)
