@@ -79,8 +79,8 @@ DOPPLER_INGRESS = "ws://doppler:8082"
 #: Share the CF side (routers, TC, Doppler, CC, app, log readers) between the cells a worker runs
 #: in turn: ``HARNESS_SHARE_CF=0`` brings every cell up from nothing (see ``Deployment.reuse``).
 SHARE_CF = os.environ.get("HARNESS_SHARE_CF", "1") != "0"
-#: Roles a later cell may take over: the CF side behind the LBs. The client, the LBs and fault
-#: proxies are always the cell's own (they sit on its own edge network or carry its faults).
+#: Roles a later cell may take over: the CF side behind the LBs. The LBs and fault proxies are always
+#: the cell's own (they sit on its own edge network or carry its faults); the client moves (below).
 SHAREABLE_ROLES = frozenset({"cc", "doppler", "app", "tc", "logcache", "rlpgateway", "router"})
 #: Kept too, but moved: the client leaves the previous cell's edge network and joins this cell's (its
 #: names resolve through the new edge network's DNS; its agent and imports stay warm). A container
@@ -341,6 +341,7 @@ def _left(node: Node, networks: dict[str, Network]) -> bool:
     if node.tainted:
         return False
     try:
+        node.docker.reload()  # its networks now: a node moved before joined one after its last inspect
         for name, net in networks.items():
             if name != "cf" and net.name in node.docker.attrs["NetworkSettings"]["Networks"]:
                 node.docker.client.api.disconnect_container_from_network(node.docker.id, net.id)
@@ -484,8 +485,9 @@ class Deployment:
         _log(f"{topo.name} ({', '.join(lb.driver for lb in topo.load_balancers)}) up in {self.started_s:.1f} s{shared}")
 
     def _take_over(self, old: "Deployment") -> None:
-        """Take ``old``'s CF network and CF-side nodes as candidates, then remove the rest of it (its
-        client, LBs, fault proxies, every probe, its edge network) before this cell starts anything:
+        """Take ``old``'s CF network, CF-side nodes and untainted client (moved off its edge network)
+        as candidates, then remove the rest of it (LBs, fault proxies, the other probes, its edge
+        network) before this cell starts anything:
         an old LB or fault proxy would otherwise answer to a name this cell gives its own."""
         if "cf" in old.networks:
             self.networks["cf"] = old.networks.pop("cf")

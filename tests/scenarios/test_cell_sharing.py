@@ -94,3 +94,21 @@ def test_a_tainted_client_is_not_moved_but_replaced() -> None:
         if second is not None:
             second.stop()
         first.stop()
+
+
+def test_a_client_moved_twice_leaves_no_edge_network_behind() -> None:
+    """The client's second move must leave the edge network it joined in the first (which its last
+    inspect may not show): that network is removed with its cell, and the third cell works."""
+    cells: list[Deployment] = []
+    try:
+        cells.append(_cell("http-upgrade", "nginx"))
+        client = cells[0].nodes["client"].docker.id
+        for driver in ("haproxy", "nginx"):
+            edge = cells[-1].networks["edge"].name
+            cells.append(_cell("http-upgrade", driver, reuse=cells[-1]))
+            assert cells[-1].nodes["client"].docker.id == client
+            assert not docker.from_env().networks.list(names=[edge]), f"{edge} was left behind"
+        assert cells[-1].http_get()["status"] == 200
+    finally:
+        for cell in reversed(cells):
+            cell.stop()
