@@ -499,13 +499,14 @@ class Deployment:
         self._candidate_probes = {name: old.probes.pop(name) for name in list(old.probes) if name in self._candidates}
         old.stop()
 
-    def _reused(self, name: str, spec: tuple[Any, ...]) -> Node | None:
+    def _reused(self, name: str, spec: tuple[Any, ...], network: str, aliases: list[str]) -> Node | None:
         """The previous cell's node ``name`` if it runs exactly as this cell would start it, unchanged
         since; else None, after removing it (its name and aliases are about to be taken again)."""
         old, probe = self._candidates.pop(name, None), self._candidate_probes.pop(name, None)
         if old is None:
             return None
-        if old.spec == spec and old.unchanged() and (old.role not in MOVABLE_ROLES or self._joined(old, spec)):
+        if old.spec == spec and old.unchanged() and (old.role not in MOVABLE_ROLES
+                                                     or self._joined(old, network, aliases)):
             self.nodes[name] = old
             self.reused.append(name)
             if probe is not None and probe.rotate():  # its pcap starts again: this cell's packets only
@@ -518,12 +519,11 @@ class Deployment:
         _remove_node(old)
         return None
 
-    def _joined(self, node: Node, spec: tuple[Any, ...]) -> bool:
-        """Connect a moved node to this cell's network with the aliases it would start with
-        (``spec``: see ``_start``); False if the engine refused."""
-        _, _, _, _, network, aliases, alias_self, *_ = spec
+    def _joined(self, node: Node, network: str, aliases: list[str]) -> bool:
+        """Connect a moved node to this cell's ``network`` with the aliases it would start with;
+        False if the engine refused."""
         try:
-            self.networks[network].connect(node.docker.id, [*([node.name] if alias_self else []), *aliases])
+            self.networks[network].connect(node.docker.id, aliases)
         except docker.errors.APIError as exc:
             _log(f"{node.name} could not join this cell's {network} network ({exc}): started anew")
             return False
@@ -581,7 +581,8 @@ class Deployment:
         host ports unless ``host_ports`` fixes them."""
         spec = (role, image, tuple(command), tuple(sorted((env or {}).items())), network, tuple(aliases or ()),
                 alias_self, publish, tuple(sorted((host_ports or {}).items())), tuple(sorted((extra_hosts or {}).items())))
-        if (reused := self._reused(name, spec)) is not None:
+        all_aliases = [*([name] if alias_self else []), *(aliases or [])]
+        if (reused := self._reused(name, spec, network, all_aliases)) is not None:
             return reused
         kwargs: dict[str, Any] = {"labels": self.labels(), "init": True}
         if extra_hosts:
@@ -590,7 +591,7 @@ class Deployment:
                      .with_name(f"hx-{self.uid}-{name}")
                      .with_command(command)
                      .with_network(self.networks[network])
-                     .with_network_aliases(*([name] if alias_self else []), *(aliases or []))
+                     .with_network_aliases(*all_aliases)
                      .with_kwargs(**kwargs))
         for port in publish:  # with_bind_ports cannot name a host address; docker-py takes (ip, port)
             container.ports[f"{port}/tcp"] = (PUBLISH_ADDRESS, (host_ports or {}).get(port))  # type: ignore[assignment]

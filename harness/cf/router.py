@@ -162,18 +162,13 @@ class Router:
         buffered, proxy = await self._proxy_header(reader) if use_proxy else (b"", tls_proxy)
         client_ip = proxy.source_ip if proxy else peer_ip
         pending: bytes | None = buffered
-        first = True
-        while pending is not None:
+        idle_timeout = None  # the first request waits as long as the client takes; a next one, this long
+        while pending is not None:  # a client closing its idle connection ends here in an EOFError
             try:
-                head, rest = (await read_head(reader, pending) if first else
-                              await asyncio.wait_for(read_head(reader, pending), FRONTEND_IDLE_TIMEOUT))
+                head, rest = await asyncio.wait_for(read_head(reader, pending), idle_timeout)
             except HeadTooLarge as exc:
                 return await self._bad_request(reader, writer, peer_ip, tls, pending, repr(exc))
-            except EOFError:
-                if first:
-                    raise
-                return  # the client closed its idle connection
-            first = False
+            idle_timeout = FRONTEND_IDLE_TIMEOUT
             pending = await self._exchange(reader, writer, peer_ip, tls, proxy, client_ip, head, rest)
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer_ip: str,
