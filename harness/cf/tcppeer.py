@@ -229,6 +229,8 @@ def drive(tcp: ScapyTcp, args: argparse.Namespace) -> dict[str, Any]:
                   frames=binary_frames(bytes(tcp.inbox)), bytes_received=len(tcp.inbox), pongs=tcp.pongs)
     say("held", **result)
     time.sleep(args.linger)  # the harness inspects the LB's sockets meanwhile
+    # What the path did on its own ends here: anything after this RST may be its doing.
+    result["reset_at"] = time.time()
     tcp.segment(RST | ACK)  # leave nothing behind on the LB, whatever state it is in
     return result
 
