@@ -1,8 +1,11 @@
-"""Probes: Scapy captures running in a node's network namespace, read back as packets or pcaps.
+"""Probes: captures running in a node's network namespace, read back as packets or pcaps.
 
-On a Docker bridge a container sees only its own traffic, so a probe joins the namespace of one end
-of the link it watches (``network_mode=container:<id>``) with NET_RAW/NET_ADMIN, nothing more: it
-works where the host user is not root.
+On a Docker bridge a container sees only its own traffic, so a probe runs in the namespace of one
+end of the link it watches, with NET_RAW and nothing more: it works where the host user is not root.
+A node of the CF image runs its capture itself, as a command of its agent (``NodeProbe``: tcpdump
+needs only NET_RAW, which Docker grants by default); any other image (an LB's) gets a sidecar
+container that joins its namespace (``Probe``: ``network_mode=container:<id>``). A sidecar is a
+container start and stop, ~0.3 CPU-s of the engine's on 2 cores, and a matrix probes ~80 nodes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import io
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 from scapy.config import conf
@@ -25,6 +28,9 @@ from testcontainers.core.container import DockerContainer
 from harness.waiting import LogLine
 
 from harness.timeouts import scaled
+
+if TYPE_CHECKING:
+    from harness.deployment import ClientRun, Node
 
 PCAP = "/tmp/capture.pcap"
 
@@ -46,6 +52,11 @@ class Probe:
     def start(self) -> "Probe":
         self.container.start()
         return self
+
+    @property
+    def ident(self) -> str:
+        """Which capture this is (the same while it runs, rotations included)."""
+        return str(self.container.get_wrapped_container().id)
 
     def stop(self) -> None:
         self.container.stop()
@@ -73,18 +84,85 @@ class Probe:
 
     def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
         """Packets captured so far (the pcap is flushed per packet), optionally in a time window."""
-        stream, _ = self.container.get_wrapped_container().get_archive(PCAP)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.extractfile(tar.getmembers()[0])
-            assert member is not None
-            data = member.read()
-        if not data:
-            return []
-        return in_window(data, since, until)
+        return _read_pcap(self.container.get_wrapped_container(), since, until)
 
     def write(self, path: Path, since: float | None = None, until: float | None = None) -> Path:
         wrpcap(str(path), self.packets(since, until))
         return path
+
+
+class NodeProbe:
+    """The capture run by a CF-image node itself, through its agent (``harness.cf.capture``); the
+    same interface as ``Probe``, without a container of its own."""
+
+    namespace: str = ""
+    generation: int = -1
+    rotations: int = 0
+    attempts: int = 0
+
+    def __init__(self, node: "Node") -> None:
+        self.node = node
+        self.run: "ClientRun | None" = None
+        self.pid = 0
+
+    def start(self) -> "NodeProbe":
+        self.run = self.node.client_run(["python3", "-m", "harness.cf", "capture", "--out", PCAP])
+        listening = self.run.wait_event("listening", 30)
+        if listening is None:
+            raise RuntimeError(f"the capture in {self.node.name} did not say 'listening' within "
+                               f"{scaled(30):.0f} s: {' | '.join(self.run.raw[-5:])}")
+        self.pid = int(listening["pid"])
+        return self
+
+    @property
+    def ident(self) -> str:
+        return f"{self.node.docker.id}:{self.pid}"
+
+    def _signal(self, name: str) -> bool:
+        code, _ = self.node.exec(["python3", "-c", f"import os,signal; os.kill({self.pid}, signal.{name})"])
+        return code == 0
+
+    def stop(self) -> None:
+        """End the capture (tcpdump closes its pcap); nothing to do if the node is gone already."""
+        try:
+            if self.run is not None and not self.run.ended and self.node.docker.status == "running":
+                self._signal("SIGTERM")
+        except docker.errors.NotFound:
+            pass
+
+    def rotate(self, timeout: float = 20) -> bool:
+        """A new pcap for a later cell that keeps the node (see ``Probe.rotate``)."""
+        assert self.run is not None
+        wanted, self.attempts = self.rotations + 1, self.attempts + 1
+        if not self._signal("SIGUSR1"):
+            return False
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            events = [line.get("event") for line in self.run.lines]
+            if events.count("rotated") >= wanted:
+                self.rotations = wanted
+                return True
+            if events.count("rotated") + events.count("rotate_failed") >= self.attempts:  # answered no
+                return False
+            time.sleep(0.1)
+        return False
+
+    def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
+        return _read_pcap(self.node.docker, since, until)
+
+    def write(self, path: Path, since: float | None = None, until: float | None = None) -> Path:
+        wrpcap(str(path), self.packets(since, until))
+        return path
+
+
+def _read_pcap(container: Any, since: float | None, until: float | None) -> list[Any]:
+    """The packets of ``container``'s PCAP (flushed per packet), optionally in a time window."""
+    stream, _ = container.get_archive(PCAP)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.extractfile(tar.getmembers()[0])
+        assert member is not None
+        data = member.read()
+    return in_window(data, since, until) if data else []
 
 
 def in_window(pcap: bytes, since: float | None = None, until: float | None = None) -> list[Any]:

@@ -700,7 +700,7 @@ class Deployment:
 
         A restarted container (a router killed and brought back) gets a new network namespace; a
         probe that joined the old one sees nothing, so it is replaced before it is used again."""
-        from harness.capture import Probe
+        from harness.capture import NodeProbe, Probe
 
         probe, owner = self.probes.get(node), self.nodes[node]
         if probe is not None and probe.generation == owner.generation:  # the harness did not restart it since
@@ -713,9 +713,12 @@ class Deployment:
             self.probes.pop(node)
             _log(f"{node} restarted: its probe joins the new network namespace")
         if node not in self.probes:
-            suffix = secrets.token_hex(2) if probe is not None else ""
-            self.probes[node] = Probe(self.tags["cf"], target.id, f"hx-{self.uid}-probe-{node}{suffix}",
-                                      self.labels()).start()
+            if owner.agent() is not None:  # the CF image captures itself: no container to start
+                self.probes[node] = NodeProbe(owner).start()
+            else:
+                suffix = secrets.token_hex(2) if probe is not None else ""
+                self.probes[node] = Probe(self.tags["cf"], target.id, f"hx-{self.uid}-probe-{node}{suffix}",
+                                          self.labels()).start()
             self.probes[node].namespace = namespace
         self.probes[node].generation = owner.generation
         return self.probes[node]

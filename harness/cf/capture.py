@@ -46,7 +46,7 @@ def capture(out: str) -> None:
     dump = _proven_dump(out)
     if dump is None:
         raise SystemExit(1)
-    log_event("capture", "listening", interfaces=interfaces(), out=out)
+    log_event("capture", "listening", interfaces=interfaces(), out=out, pid=os.getpid())
     rotations = 0
     while signal.sigwait(SIGNALS) == signal.SIGUSR1:
         try:  # the node may have changed networks since (a kept client): interfaces() reads them anew

@@ -40,7 +40,7 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         first.probe_all(["client", "router-0", "router-1"])
         for _ in range(4):  # traffic through both routers, into their probes' pcaps
             assert first.http_get()["status"] == 200
-        probe_id = first.probes["router-0"].container.get_wrapped_container().id
+        probe_id = first.probes["router-0"].ident
         first.nodes["router-1"].restart()  # as router failover does: a new process, a new namespace
         first.nodes["app"].tainted = True  # as an impairment does (harness.impair marks what it touches)
         ids = {name: node.docker.id for name, node in first.nodes.items()}
@@ -62,7 +62,7 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         assert "client" in second.probes and second.probes["client"].rotations == 1
         # a kept node keeps its probe, whose pcap now starts at this cell (the first cell's packets gone)
         probe = second.probes["router-0"]
-        assert probe.container.get_wrapped_container().id == probe_id and probe.rotations == 1
+        assert probe.ident == probe_id and probe.rotations == 1
         assert min(float(p.time) for p in probe.packets()) >= second.began_at
         assert "router-1" not in second.probes  # its node was replaced, and its probe with it
         # the mixed cell works end to end: the kept TC with the new CC, through the new LB
