@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from testcontainers.core.waiting_utils import WaitStrategy
@@ -47,3 +49,49 @@ class LogLine(WaitStrategy):
             raise RuntimeError(f"the container {wrapped.status} before logging a line matching "
                                f"{self.pattern.pattern!r}")
         raise TimeoutError(f"no log line matching {self.pattern.pattern!r} within {self._startup_timeout:g} s")
+
+
+class FollowedLog:
+    """A running container's log lines, read as they come over one followed log stream (a poll of
+    ``get_logs`` every 0.2 s was two engine calls each time, for the whole life of the container)."""
+
+    def __init__(self, container: Any) -> None:
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._ended = False
+        self._stream = container.logs(stdout=True, stderr=True, stream=True, follow=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        pending = b""
+        try:
+            for chunk in self._stream:  # ends when the container exits
+                *complete, pending = (pending + chunk).split(b"\n")
+                with self._changed:
+                    self._lines += [line.decode(errors="replace") for line in complete]
+                    self._changed.notify_all()
+        except Exception:  # closed under the read (``close``) or the engine went away
+            pass
+        with self._changed:
+            if pending:
+                self._lines.append(pending.decode(errors="replace"))
+            self._ended = True
+            self._changed.notify_all()
+
+    def lines(self) -> list[str]:
+        with self._changed:
+            return list(self._lines)
+
+    def wait(self, found: Callable[[list[str]], bool], timeout: float) -> bool:
+        """Whether ``found(lines)`` held within ``timeout`` s (False at once if the log ended without)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not found(self._lines):
+                remaining = deadline - time.monotonic()
+                if self._ended or remaining <= 0:
+                    return found(self._lines)
+                self._changed.wait(remaining)
+            return True
+
+    def close(self) -> None:
+        self._stream.close()

@@ -27,6 +27,7 @@ from harness.protocol import wire
 from harness.tcp_peer_checks import (POLL_SLACK_S, LbSockets, as_outcome, classify_half_close, classify_segments,
                                      classify_zero_window, lb_sockets, stalled_client_bound)
 from harness.timeouts import scaled
+from harness.waiting import FollowedLog
 from harness.witness import Evidence
 
 #: On by default; HARNESS_TCP_PEER=0 skips them (and their controls).
@@ -62,19 +63,17 @@ class PeerRun:
                 "--linger", str(linger)]
         self.container = tcp_peer(dep.tags["cf"], dep.nodes["client"].docker.id, f"hx-{dep.uid}-peer-{self.attempt}",
                                   dep.labels(), args).start()
+        self.log = FollowedLog(self.container.get_wrapped_container())
 
     def lines(self) -> list[dict[str, Any]]:
-        out = self.container.get_logs()[0].decode(errors="replace")
-        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        return [json.loads(line) for line in self.log.lines() if line.startswith("{")]
 
     def wait(self, event: str, timeout: float) -> dict[str, Any] | None:
         """The peer's last line with this event, waiting at most ``timeout`` s (0: look once)."""
-        deadline = time.monotonic() + scaled(timeout)
-        while True:
-            found = [line for line in self.lines() if line.get("event") == event]
-            if found or time.monotonic() >= deadline:
-                return found[-1] if found else None
-            time.sleep(0.2)
+        marker = f'"event": "{event}"'
+        self.log.wait(lambda lines: any(marker in line for line in lines), scaled(timeout))
+        found = [line for line in self.lines() if line.get("event") == event]
+        return found[-1] if found else None
 
     def end(self) -> None:
         """Tell the peer to stop holding (it then resets the connection and reports)."""
@@ -85,6 +84,7 @@ class PeerRun:
         ``before_reset``, only the TC events logged before the peer sent its final RST (which ends
         everything anyway), by the peer's own clock (the same kernel's)."""
         result = self.wait("result", HOLD_S * 2 + 30) or {"error": "the peer gave no result"}
+        self.log.close()
         self.container.stop()
         ended = time.time()
         until = float(result.get("reset_at") or ended) if before_reset else ended
