@@ -4,6 +4,10 @@ Real Doppler speaks gRPC to TC; this one uses a WebSocket per subscription (the 
 with the same routing rules: app streams get envelopes carrying their app ID, firehose
 subscriptions sharing an ID each get a random share, and each subscription has a 1000-envelope
 buffer that drops the oldest entry when full.
+
+DOPPLER_HOP: the subscriptions (TC, Log Cache, RLP gateway) negotiate no permessage-deflate. The
+real hop is gRPC without compression; ``websockets`` compresses by default, which cost zlib on
+every envelope, at the Doppler once per subscriber and again at each reader.
 """
 
 from __future__ import annotations
@@ -116,6 +120,6 @@ async def main() -> None:
     doppler = Doppler(int(env_float("DOPPLER_EGRESS_BUFFER", 1000)))
     port = int(env_float("DOPPLER_PORT", 8082))
     async with serve(doppler.handle, "0.0.0.0", port, process_request=doppler.http, max_size=None,
-                     ping_interval=None):
+                     ping_interval=None, compression=None):  # DOPPLER_HOP (above)
         log_event("doppler", "listening", port=port)
         await asyncio.Future()

@@ -49,7 +49,8 @@ def follow_doppler(url: str, on_envelope: Callable[[bytes], None], component: st
     ``connected`` is set once subscribed."""
     while True:
         try:
-            with connect(url, max_size=None, ping_interval=None, open_timeout=5) as ws:
+            # no permessage-deflate: harness.cf.doppler DOPPLER_HOP
+            with connect(url, max_size=None, ping_interval=None, open_timeout=5, compression=None) as ws:
                 connected.set()
                 log_event(component, "subscribed", url=url)
                 for message in ws:

@@ -115,7 +115,8 @@ class Handler(BaseHTTPRequestHandler):
         record: dict[str, object] = SENT.setdefault(attempt or "", {"envelopes": 0, "events": 0, "last_seq": None})
         log_event("rlp-gateway", "stream_open", attempt=attempt, subscription=subscription)
         try:
-            with connect(subscription, max_size=None, ping_interval=None, open_timeout=5) as ws:
+            # no permessage-deflate: harness.cf.doppler DOPPLER_HOP
+            with connect(subscription, max_size=None, ping_interval=None, open_timeout=5, compression=None) as ws:
                 record["subscribed"] = True  # from here on the emitter's lines reach this stream
                 while True:
                     left = self.stream_timeout - (time.monotonic() - began)

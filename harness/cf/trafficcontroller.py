@@ -18,6 +18,7 @@ import re
 import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import websockets
@@ -186,7 +187,7 @@ class TrafficController:
         try:
             for url in self.doppler_urls:
                 opened.append(await connect(f"{url}/subscribe?{query}", max_size=None, ping_interval=None,
-                                            open_timeout=5))
+                                            open_timeout=5, compression=None))  # harness.cf.doppler DOPPLER_HOP
         except BaseException:
             for up in opened:
                 await up.close()
@@ -287,6 +288,15 @@ class TrafficController:
             pass
 
 
+def serve_options(tc: TrafficController) -> dict[str, Any]:
+    """The TC's WebSocket server settings. No permessage-deflate: the real TC upgrades with gorilla's
+    ``websocket.Upgrader{CheckOrigin: ...}`` and nothing else (cloudfoundry/loggregator-release
+    ``src/trafficcontroller/internal/proxy/websocket_handler.go``), so ``EnableCompression`` is
+    false and an offer of the extension is declined; ``websockets`` would accept it by default."""
+    return {"process_request": tc.process_request, "ping_interval": None, "max_size": None, "server_header": None,
+            "compression": None}
+
+
 async def main() -> None:
     import os
 
@@ -304,7 +314,7 @@ async def main() -> None:
     # plain side port that no router is routed to.
     pem = os.environ.get("TC_TLS_PEM")
     context = server_tls_context(pem, "/tmp/tc.pem") if pem else None
-    options = {"process_request": tc.process_request, "ping_interval": None, "max_size": None, "server_header": None}
+    options = serve_options(tc)
     async with serve(tc.handle, "0.0.0.0", port, ssl=context, **options), \
             serve(tc.handle, "0.0.0.0", harness_port, **options):
         log_event("tc", "listening", port=port, tls=context is not None, harness_port=harness_port,

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 from websockets.asyncio.server import serve
 
-from harness.cf.trafficcontroller import Timings, TrafficController
+from harness.cf.trafficcontroller import Timings, TrafficController, serve_options
 from harness.protocol.frames import SCENARIOS, Script, judge
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,8 +37,7 @@ def tc() -> Iterator[tuple[TrafficController, int]]:
     loop = asyncio.new_event_loop()
 
     async def run() -> None:
-        async with serve(controller.handle, "127.0.0.1", port, process_request=controller.process_request,
-                         ping_interval=None, max_size=None, server_header=None):
+        async with serve(controller.handle, "127.0.0.1", port, **serve_options(controller)):
             ready.set()
             await asyncio.Future()
 
@@ -79,3 +78,14 @@ def test_each_mangled_script_is_reported_as_its_own_fault(tc: tuple[TrafficContr
 def test_a_handshake_without_the_upgrade_token_is_refused(tc: tuple[TrafficController, int]) -> None:
     _, result, _ = play(tc, "casing", "--casing", "no-upgrade-token")
     assert result["outcome"]["handshake_status"] == 400, result
+
+
+def test_an_offer_of_permessage_deflate_is_declined_as_the_real_tc_does(tc: tuple[TrafficController, int]) -> None:
+    """gorilla's Upgrader without EnableCompression answers the 101 with no extension; the frames
+    then cross uncompressed (RSV1 clear), as LBs and clients see them behind a real TC."""
+    from websockets.sync.client import connect
+
+    with connect(f"ws://127.0.0.1:{tc[1]}/harness/frames/pingpong", compression="deflate", open_timeout=10) as ws:
+        assert ws.request is not None and "permessage-deflate" in ws.request.headers["Sec-WebSocket-Extensions"]
+        assert ws.response is not None and "Sec-WebSocket-Extensions" not in ws.response.headers
+        assert ws.protocol.extensions == []
