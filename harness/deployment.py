@@ -585,6 +585,8 @@ class Deployment:
         if (reused := self._reused(name, spec, network, all_aliases)) is not None:
             return reused
         kwargs: dict[str, Any] = {"labels": self.labels(), "init": True}
+        if image == self.tags.get("cf"):  # impairments (iptables, tc) run in it by docker exec (harness.impair)
+            kwargs["cap_add"] = ["NET_ADMIN"]
         if extra_hosts:
             kwargs["extra_hosts"] = extra_hosts
         container = (DockerContainer(image)
