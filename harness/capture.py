@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import docker
 from scapy.config import conf
+
+# The host side only reads and writes pcaps: it never routes a packet. Scapy loads the IPv4 and
+# IPv6 route tables over netlink when its layers are imported, dissecting the answer for every
+# interface; with a run's ~170 veths that was ~1.8 of the ~2.7 CPU-s the import cost each xdist
+# worker (scapy's own switch: "Disable this if your routing table is too big"). The Scapy peer
+# and the RST injector, which send, run in containers and load them as usual.
+conf.route_autoload = conf.route6_autoload = False
 # l2 registers the link types tcpdump writes (Ethernet, Linux cooked v1/v2); inet binds IP and TCP
 # under them. Without inet a fresh worker's first read dissected "CookedLinuxV2 / Raw" and found no
 # TCP stream at all (wire.streams imports inet only when called, after the dissection).
