@@ -34,6 +34,7 @@ from scapy.utils import RawPcapReader, wrpcap
 from testcontainers.core.container import DockerContainer
 from harness.waiting import LogLine
 
+from harness.errors import NodeStartError
 from harness.timeouts import scaled
 
 if TYPE_CHECKING:
@@ -116,8 +117,8 @@ class NodeProbe:
         self.run = self.node.client_run(["python3", "-m", "harness.cf", "capture", "--out", PCAP])
         listening = self.run.wait_event("listening", 30)
         if listening is None:
-            raise RuntimeError(f"the capture in {self.node.name} did not say 'listening' within "
-                               f"{scaled(30):.0f} s: {' | '.join(self.run.raw[-5:])}")
+            raise NodeStartError(f"{self.node.name} (its capture)", "harness.cf capture to say 'listening'",
+                                 scaled(30), "\n".join(self.run.raw[-20:]))
         self.pid = int(listening["pid"])
         return self
 
@@ -134,7 +135,7 @@ class NodeProbe:
         try:
             if self.run is not None and not self.run.ended and self.node.docker.status == "running":
                 self._signal("SIGTERM")
-        except docker.errors.NotFound:
+        except docker.errors.APIError:  # removed or stopped meanwhile: its capture ended with it
             pass
 
     def rotate(self, timeout: float = 20) -> bool:

@@ -65,3 +65,17 @@ def test_stop_signals_a_running_capture_only() -> None:
     node.docker.status = "exited"
     probe.stop()
     assert node.signals == ["SIGTERM"]
+
+
+def test_a_capture_that_never_listens_is_a_start_error_with_its_output() -> None:
+    from harness.errors import NodeStartError
+
+    node = FakeNode([])
+    node.run.lines = [{"event": "not_capturing", "interfaces": ["eth0"]}]
+    node.run.raw = ['{"event": "not_capturing", "interfaces": ["eth0"]}']
+    try:
+        NodeProbe(node).start()  # type: ignore[arg-type]
+    except NodeStartError as exc:
+        assert "router-0 (its capture)" in str(exc) and "not_capturing" in str(exc)
+    else:
+        raise AssertionError("a capture that never listened was taken as started")
