@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -155,8 +156,16 @@ def _bootstrap(packages: list[str], tarball: Path) -> None:
     partial.replace(tarball)
 
 
+_WHEELHOUSE = threading.Lock()  # builds run at once (BUILDS_AT_ONCE): one download, not one each
+
+
 def wheelhouse() -> Path:
     """Wheels for the images' Python packages, downloaded on the host (which can reach PyPI)."""
+    with _WHEELHOUSE:
+        return _wheelhouse()
+
+
+def _wheelhouse() -> Path:
     key = hashlib.sha256("\n".join(IMAGE_WHEELS).encode()).hexdigest()[:12]
     target = CACHE_DIR / f"wheelhouse-{key}"
     if (target / ".complete").exists():
@@ -252,8 +261,6 @@ def ensure_images(names: list[str] | None = None) -> dict[str, str]:
         base = base_image(client)
         specs = image_specs()
         wanted = names or list(specs)
-        if any(specs[name].wheels and not _exists(client, image_tag(specs[name], base)) for name in wanted):
-            wheelhouse()  # once, before the builds that copy it run at once
         with ThreadPoolExecutor(max_workers=BUILDS_AT_ONCE) as pool:
             tags = list(pool.map(lambda name: build(specs[name], client, base), wanted))
         return dict(zip(wanted, tags))
