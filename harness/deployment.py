@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import docker
 from testcontainers.core.container import DockerContainer
@@ -31,7 +31,7 @@ from harness.agent import ENABLED as AGENTS_ENABLED
 from harness.agent import AgentGone, NodeAgent
 from harness.agent import handles as agent_handles
 from harness.drivers import Driver
-from harness.errors import NodeStartError, ScenarioError
+from harness.errors import HarnessError, NodeStartError, ScenarioError
 from harness.timeouts import scaled
 from harness.topology import FAULT_LINKS, LoadBalancer, Topology  # noqa: F401 (FAULT_LINKS re-exported)
 
@@ -458,7 +458,7 @@ class Deployment:
             doppler = "ws://fp-doppler:8082"
         steps.append(lambda: self._start("tc", "tc", cf_img, ["tc"], env={
             "TC_CC_URL": "http://cc:9022", "TC_UAA_URL": "http://cc:9022", "TC_DOPPLER_URLS": doppler,
-            "TC_TLS_PEM": self.pki.tc_pem, **self.tc_env()}))
+            "TC_TLS_PEM": self.pki.tc_pem}))  # its timings: set on it below (_set_tc_timings)
         tc = "tc:8081"
         if "router-tc" in self.faults:
             steps.append(lambda: self._start_fault("fp-tc", "cf", ["fp-tc"], {8081: "tc:8081"}))
@@ -475,6 +475,7 @@ class Deployment:
         steps.append(lambda: self._start("client", "client", cf_img, ["idle"], network="edge", wait=None,
                                          env={"HARNESS_CA_PEM": self.pki.ca_pem}, extra_hosts=hosts))
         _all_at_once(steps)
+        self._set_tc_timings()
         if external:
             self._announce_routers()
         _all_at_once([functools.partial(self._start_lb, lb) for lb in topo.load_balancers])
@@ -572,6 +573,30 @@ class Deployment:
     def tc_env(self) -> dict[str, str]:
         """Traffic Controller timings; real defaults unless a test shrinks them."""
         return {}
+
+    def _set_tc_timings(self) -> None:
+        """Give the running TC this cell's timings (``tc_env``) through its ``/harness/timings``,
+        not its environment: cells that differ only in them then keep one TC (a start is ~0.5 CPU-s
+        here, and ~20 variant cells per qualification differ so). A TC started for this cell runs
+        with the defaults, so a cell without timings asks nothing of it."""
+        from harness.cf.trafficcontroller import TIMING_ENV, TIMINGS_PATH
+
+        unknown = sorted(set(self.tc_env()) - set(TIMING_ENV))
+        if unknown:
+            raise HarnessError(f"tc_env: {', '.join(unknown)} cannot be set on a running TC; use "
+                               f"{', '.join(sorted(TIMING_ENV))}")
+        query = urlencode(sorted((TIMING_ENV[key], value) for key, value in self.tc_env().items()))
+        tc = self.nodes["tc"]
+        if tc.settings.get("timings", "") == query:
+            return
+        code, out = -1, ""
+        for _ in range(3):  # a docker exec under load now and then returns no output: ask again (idempotent)
+            code, out = tc.exec(["curl", "-sf", f"http://127.0.0.1:8088{TIMINGS_PATH}?{query}"])
+            if code == 0 and out.strip().startswith("{"):
+                tc.settings["timings"] = query
+                return
+            time.sleep(0.5)
+        raise NodeStartError("tc", f"{TIMINGS_PATH}?{query} to answer 200 (exit {code})", 1.5, out)
 
     def _start(self, name: str, role: str, image: str, command: list[str], *, env: dict[str, str] | None = None,
                network: str = "cf", aliases: list[str] | None = None, wait: str | None = LISTENING,

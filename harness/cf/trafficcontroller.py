@@ -67,14 +67,40 @@ def closed_by(ws: ServerConnection) -> str:
 
 @dataclass(frozen=True)
 class Timings:
-    keepalive_interval: float  # sleep after a pong before the next ping (real: 15 s)
-    keepalive_timeout: float  # how long to wait for a pong (real: 30 s)
-    slow_consumer: float  # how long one envelope may wait for the writer (real: 5 s)
+    keepalive_interval: float = 15.0  # sleep after a pong before the next ping (real: 15 s)
+    keepalive_timeout: float = 30.0  # how long to wait for a pong (real: 30 s)
+    slow_consumer: float = 5.0  # how long one envelope may wait for the writer (real: 5 s)
 
     @classmethod
     def from_env(cls) -> "Timings":
-        return cls(env_float("TC_KEEPALIVE_INTERVAL", 15), env_float("TC_KEEPALIVE_TIMEOUT", 30),
-                   env_float("TC_SLOW_CONSUMER_TIMEOUT", 5))
+        return cls(**{field: env_float(env, getattr(cls, field)) for env, field in TIMING_ENV.items()})
+
+
+#: The environment variables that shrink the TC's timings for a test, and the field each sets.
+TIMING_ENV = {"TC_KEEPALIVE_INTERVAL": "keepalive_interval", "TC_KEEPALIVE_TIMEOUT": "keepalive_timeout",
+              "TC_SLOW_CONSUMER_TIMEOUT": "slow_consumer"}
+#: ``GET /harness/timings?keepalive_interval=1&keepalive_timeout=4`` sets them on the running TC
+#: (the rest back to the real defaults) for streams that start afterwards: cells that differ only in
+#: them keep one TC (``harness.deployment``). Like ``PROFILE_PATH``, the harness's, not the TC API's.
+TIMINGS_PATH = "/harness/timings"
+
+
+def timings_from_query(query: str) -> "Timings | str":
+    """The timings a ``TIMINGS_PATH`` query asks for (fields it leaves out: the real defaults), or
+    why it cannot be done (sans-I/O)."""
+    fields = parse_qs(query, keep_blank_values=True)
+    known = set(TIMING_ENV.values())
+    if unknown := sorted(set(fields) - known):
+        return f"unknown timing(s) {', '.join(unknown)}: use {', '.join(sorted(known))}"
+    values = {}
+    for name, raw in fields.items():
+        try:
+            values[name] = float(raw[-1])
+        except ValueError:
+            return f"{name}={raw[-1]!r} is not a number of seconds"
+        if not values[name] > 0:
+            return f"{name} must be more than 0 s, not {raw[-1]}"
+    return Timings(**values)
 
 
 def _respond(status: int, body: bytes = b"", headers: tuple[tuple[str, str], ...] = ()) -> Response:
@@ -107,6 +133,14 @@ class TrafficController:
         self.profile = wanted
         log_event("tc", "profile", profile=wanted)
         return _respond(200, json.dumps({"profile": wanted}).encode(), (("Content-Type", "application/json"),))
+
+    def _timings(self, query: str) -> Response:
+        wanted = timings_from_query(query)
+        if isinstance(wanted, str):
+            return _respond(400, f"{wanted}\n".encode())
+        self.timings = wanted
+        log_event("tc", "timings", timings=wanted.__dict__)
+        return _respond(200, json.dumps(wanted.__dict__).encode(), (("Content-Type", "application/json"),))
 
     def event(self, name: str, attempt: str | None, **fields: object) -> None:
         """Log an event and keep it for the harness's witness, keyed by the attempt id."""
@@ -146,6 +180,8 @@ class TrafficController:
             return self._events_response(urlsplit(request.path).query)
         if path == PROFILE_PATH:
             return self._profile(urlsplit(request.path).query)
+        if path == TIMINGS_PATH:
+            return self._timings(urlsplit(request.path).query)
         if m := RECENT.match(path):
             if self.profile == "current":  # gone since loggregator-release v107 (commit ee2b5225e)
                 self.event("recent_logs_removed", attempt, path=path, profile=self.profile)

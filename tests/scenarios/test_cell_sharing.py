@@ -17,10 +17,12 @@ pytestmark = pytest.mark.scenario
 N = 50
 
 
-def _cell(topology: str, driver: str, reuse: Deployment | None = None) -> Deployment:
+def _cell(topology: str, driver: str, reuse: Deployment | None = None, tc: dict[str, str] | None = None) -> Deployment:
+    from harness.plugin import _CellDeployment
+
     drivers = driver_registry.load_all()
     topo = topology_registry.load_all()[topology].with_driver(driver)
-    dep = Deployment(topo, drivers, reuse=reuse)
+    dep = _CellDeployment(topo, drivers, tc=tc or {}, reuse=reuse)
     dep.__enter__()
     return dep
 
@@ -112,3 +114,33 @@ def test_a_client_moved_twice_leaves_no_edge_network_behind() -> None:
     finally:
         for cell in reversed(cells):
             cell.stop()
+
+
+def _timings_logged(dep: Deployment) -> list[dict[str, float]]:
+    """The timings the TC was given since ``dep`` began (its ``timings`` events)."""
+    import json
+
+    lines = dep.nodes["tc"].logs(since=dep.began_at).splitlines()
+    return [json.loads(line)["timings"] for line in lines if '"event": "timings"' in line]
+
+
+def test_cells_that_differ_only_in_tc_timings_keep_the_tc_and_set_them_on_it() -> None:
+    """A variant with shrunk keepalive timings keeps the TC and sets them on it; the next cell
+    without timings keeps it too and puts the real defaults back."""
+    cells: list[Deployment] = []
+    try:
+        cells.append(_cell("http-upgrade", "nginx"))
+        tc_id = cells[0].nodes["tc"].docker.id
+        assert _timings_logged(cells[0]) == []  # started with the defaults: nothing to set
+        cells.append(_cell("http-upgrade", "nginx", reuse=cells[0],
+                           tc={"TC_KEEPALIVE_INTERVAL": "1", "TC_KEEPALIVE_TIMEOUT": "4"}))
+        assert "tc" in cells[1].reused and cells[1].nodes["tc"].docker.id == tc_id
+        assert _timings_logged(cells[1])[-1] == {"keepalive_interval": 1.0, "keepalive_timeout": 4.0,
+                                                 "slow_consumer": 5.0}
+        cells.append(_cell("http-upgrade", "nginx", reuse=cells[1]))
+        assert "tc" in cells[2].reused and cells[2].nodes["tc"].docker.id == tc_id
+        assert _timings_logged(cells[2])[-1] == {"keepalive_interval": 15.0, "keepalive_timeout": 30.0,
+                                                 "slow_consumer": 5.0}
+    finally:
+        for dep in reversed(cells):
+            dep.stop()
