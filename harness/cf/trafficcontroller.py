@@ -83,6 +83,9 @@ TIMING_ENV = {"TC_KEEPALIVE_INTERVAL": "keepalive_interval", "TC_KEEPALIVE_TIMEO
 #: (the rest back to the real defaults) for streams that start afterwards: cells that differ only in
 #: them keep one TC (``harness.deployment``). Like ``PROFILE_PATH``, the harness's, not the TC API's.
 TIMINGS_PATH = "/harness/timings"
+#: The harness's own endpoints: answered on the side port only (the API port answers 404, as the
+#: real TC would), so no client through an LB reaches them. Frame scripts stay on the API port.
+HARNESS_PATHS = (EVENTS_PATH, PROFILE_PATH, TIMINGS_PATH)
 
 
 def timings_from_query(query: str) -> "Timings | str":
@@ -125,6 +128,8 @@ class TrafficController:
         self.upstreams: dict[int, list[ClientConnection]] = {}
         self.events: collections.deque[dict[str, object]] = collections.deque(maxlen=20000)
         self.profile = os.environ.get("TC_PROFILE", "classic")
+        #: the plain side port the harness's own endpoints answer on (None: any port, as in unit tests)
+        self.side_port: int | None = None
 
     def _profile(self, query: str) -> Response:
         wanted = parse_qs(query).get("set", [self.profile])[-1]
@@ -176,6 +181,8 @@ class TrafficController:
         attempt = request.headers.get(ATTEMPT_HEADER)
         if path == "/health":
             return _respond(200, b"ok\n")
+        if path in HARNESS_PATHS and self.side_port is not None and ws.local_address[1] != self.side_port:
+            return _respond(404, b"404 page not found\n")  # the real TC has no such route on its API port
         if path == EVENTS_PATH:
             return self._events_response(urlsplit(request.path).query)
         if path == PROFILE_PATH:
@@ -350,6 +357,7 @@ async def main() -> None:
     # plain side port that no router is routed to.
     pem = os.environ.get("TC_TLS_PEM")
     context = server_tls_context(pem, "/tmp/tc.pem") if pem else None
+    tc.side_port = harness_port
     options = serve_options(tc)
     async with serve(tc.handle, "0.0.0.0", port, ssl=context, **options), \
             serve(tc.handle, "0.0.0.0", harness_port, **options):

@@ -63,3 +63,15 @@ def test_the_running_tc_takes_new_timings_and_refuses_bad_ones(tc: tuple[Traffic
         urllib.request.urlopen(f"http://127.0.0.1:{port}/harness/timings?keepalive_interval=-1", timeout=10)
     assert refused.value.code == 400
     assert controller.timings == Timings(30, 30, 5)  # unchanged by a refused query
+
+
+def test_the_harness_endpoints_answer_on_the_side_port_only(tc: tuple[TrafficController, int]) -> None:
+    """On the API port (the one routers reach) they are 404, as on the real TC: a client through an
+    LB cannot change the TC's timings or read its event list."""
+    controller, port = tc
+    controller.side_port = port + 1  # the loopback server above plays the API port now
+    for path in ("/harness/timings?keepalive_interval=30", "/harness/events", "/harness/profile?set=current"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert refused.value.code == 404, path
+    assert controller.timings == Timings(1, 4, 5) and controller.profile == "classic"
