@@ -11,6 +11,7 @@ container start and stop, ~0.3 CPU-s of the engine's on 2 cores, and a matrix pr
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import time
 from pathlib import Path
@@ -43,11 +44,49 @@ if TYPE_CHECKING:
 PCAP = "/tmp/capture.pcap"
 
 
-class Probe:
+class _Capture:
+    """What both kinds of probe share: the namespace they were started in, a new pcap on request
+    (``rotate``), writing their packets. Each says how it signals its capture and reads its events."""
+
     namespace: str = ""  # the target's network namespace (SandboxKey) this probe joined
     generation: int = -1  # the target Node's generation when the namespace was read
     rotations: int = 0  # pcaps started since the first (see ``rotate``)
     attempts: int = 0  # rotations asked for
+
+    def _signal(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def _events(self) -> list[str]:
+        raise NotImplementedError
+
+    def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
+        raise NotImplementedError
+
+    def rotate(self, timeout: float = 20) -> bool:
+        """Start a new pcap in the running capture (``harness.cf.capture``: SIGUSR1) for a later cell
+        that keeps the node: its pcap then holds only that cell's packets. False if the capture did
+        not say ``rotated`` in time (the caller replaces it)."""
+        wanted, self.attempts = self.rotations + 1, self.attempts + 1
+        if not self._signal("SIGUSR1"):
+            return False
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            events = self._events()
+            if events.count("rotated") >= wanted:
+                self.rotations = wanted
+                return True
+            if events.count("rotated") + events.count("rotate_failed") >= self.attempts:  # answered no
+                return False
+            time.sleep(0.1)
+        return False
+
+    def write(self, path: Path, since: float | None = None, until: float | None = None) -> Path:
+        wrpcap(str(path), self.packets(since, until))
+        return path
+
+
+class Probe(_Capture):
+    """A sidecar container in the target's namespace, for a node of any image."""
 
     def __init__(self, image: str, target_id: str, name: str, labels: dict[str, str]) -> None:
         self.container = (DockerContainer(image)
@@ -69,44 +108,25 @@ class Probe:
     def stop(self) -> None:
         self.container.stop()
 
-    def rotate(self, timeout: float = 20) -> bool:
-        """Start a new pcap in the running probe (``harness.cf.capture``: SIGUSR1) for a later cell
-        that keeps the node: its pcap then holds only that cell's packets. False if the probe did
-        not say ``rotated`` in time (the caller replaces it)."""
-        wrapped = self.container.get_wrapped_container()
-        wanted, self.attempts = self.rotations + 1, self.attempts + 1
+    def _signal(self, name: str) -> bool:
         try:
-            wrapped.kill(signal="SIGUSR1")
+            self.container.get_wrapped_container().kill(signal=name)
         except docker.errors.APIError:
             return False
-        deadline = time.monotonic() + scaled(timeout)
-        while time.monotonic() < deadline:
-            log = wrapped.logs(stdout=True, stderr=True)
-            if log.count(b'"event": "rotated"') >= wanted:
-                self.rotations = wanted
-                return True
-            if log.count(b'"event": "rotate') >= self.attempts:  # rotate_failed or rotate_error: answered no
-                return False
-            time.sleep(0.1)
-        return False
+        return True
+
+    def _events(self) -> list[str]:
+        log = self.container.get_wrapped_container().logs(stdout=True, stderr=True)
+        return [event.decode() for event in re.findall(rb'"event": "(\w+)"', log)]
 
     def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
         """Packets captured so far (the pcap is flushed per packet), optionally in a time window."""
         return _read_pcap(self.container.get_wrapped_container(), since, until)
 
-    def write(self, path: Path, since: float | None = None, until: float | None = None) -> Path:
-        wrpcap(str(path), self.packets(since, until))
-        return path
 
-
-class NodeProbe:
+class NodeProbe(_Capture):
     """The capture run by a CF-image node itself, through its agent (``harness.cf.capture``); the
     same interface as ``Probe``, without a container of its own."""
-
-    namespace: str = ""
-    generation: int = -1
-    rotations: int = 0
-    attempts: int = 0
 
     def __init__(self, node: "Node") -> None:
         self.node = node
@@ -130,6 +150,10 @@ class NodeProbe:
         code, _ = self.node.exec(["python3", "-c", f"import os,signal; os.kill({self.pid}, signal.{name})"])
         return code == 0
 
+    def _events(self) -> list[str]:
+        assert self.run is not None
+        return [str(line.get("event")) for line in self.run.lines]
+
     def stop(self) -> None:
         """End the capture (tcpdump closes its pcap); nothing to do if the node is gone already."""
         try:
@@ -138,29 +162,8 @@ class NodeProbe:
         except docker.errors.APIError:  # removed or stopped meanwhile: its capture ended with it
             pass
 
-    def rotate(self, timeout: float = 20) -> bool:
-        """A new pcap for a later cell that keeps the node (see ``Probe.rotate``)."""
-        assert self.run is not None
-        wanted, self.attempts = self.rotations + 1, self.attempts + 1
-        if not self._signal("SIGUSR1"):
-            return False
-        deadline = time.monotonic() + scaled(timeout)
-        while time.monotonic() < deadline:
-            events = [line.get("event") for line in self.run.lines]
-            if events.count("rotated") >= wanted:
-                self.rotations = wanted
-                return True
-            if events.count("rotated") + events.count("rotate_failed") >= self.attempts:  # answered no
-                return False
-            time.sleep(0.1)
-        return False
-
     def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
         return _read_pcap(self.node.docker, since, until)
-
-    def write(self, path: Path, since: float | None = None, until: float | None = None) -> Path:
-        wrpcap(str(path), self.packets(since, until))
-        return path
 
 
 def _read_pcap(container: Any, since: float | None, until: float | None) -> list[Any]:

@@ -139,6 +139,18 @@ class Node:
         result = self.docker.exec_run(cmd)
         return result.exit_code, result.output.decode(errors="replace")
 
+    def ask(self, url: str, accepted: Callable[[str], bool]) -> tuple[bool, int, str]:
+        """GET one of the node's own harness endpoints (``curl -sf`` in it) until the answer is
+        ``accepted``: (accepted, exit code, output). Asked up to three times: a docker exec under load
+        now and then returns no output, and the endpoints that set something are idempotent."""
+        code, out = -1, ""
+        for _ in range(3):
+            code, out = self.exec(["curl", "-sf", url])
+            if code == 0 and accepted(out):
+                return True, code, out
+            time.sleep(0.5)
+        return False, code, out
+
     def agent(self) -> NodeAgent | None:
         """The node's agent (started on first use, again after its container restarted), or None."""
         if not (AGENTS_ENABLED and self.agent_capable):
@@ -589,14 +601,11 @@ class Deployment:
         tc = self.nodes["tc"]
         if tc.settings.get("timings", "") == query:
             return
-        code, out = -1, ""
-        for _ in range(3):  # a docker exec under load now and then returns no output: ask again (idempotent)
-            code, out = tc.exec(["curl", "-sf", f"http://127.0.0.1:8088{TIMINGS_PATH}?{query}"])
-            if code == 0 and out.strip().startswith("{"):
-                tc.settings["timings"] = query
-                return
-            time.sleep(0.5)
-        raise NodeStartError("tc", f"{TIMINGS_PATH}?{query} to answer 200 (exit {code})", 1.5, out)
+        taken, code, out = tc.ask(f"http://127.0.0.1:8088{TIMINGS_PATH}?{query}",
+                                  lambda answer: answer.strip().startswith("{"))
+        if not taken:
+            raise NodeStartError("tc", f"{TIMINGS_PATH}?{query} to answer 200 (exit {code})", 1.5, out)
+        tc.settings["timings"] = query
 
     def _start(self, name: str, role: str, image: str, command: list[str], *, env: dict[str, str] | None = None,
                network: str = "cf", aliases: list[str] | None = None, wait: str | None = LISTENING,

@@ -16,7 +16,6 @@ being brought up twice. Checks that do not name a profile see ``classic``.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,14 +59,11 @@ def use_profile(dep: "Deployment", profile: str) -> None:
     tc = dep.nodes["tc"]
     if tc.settings.get("profile", DEFAULT) == profile:  # on the node: a later cell may keep this TC
         return
-    code, out = -1, ""
-    for _ in range(3):  # a docker exec under load now and then returns no output: ask again (idempotent)
-        code, out = tc.exec(["curl", "-sf", f"http://127.0.0.1:8088/harness/profile?set={profile}"])
-        if code == 0 and _said(out) == profile:
-            tc.settings["profile"] = profile
-            return
-        time.sleep(0.5)
-    raise ScenarioError(f"the Traffic Controller did not switch to profile {profile!r} (exit {code})", out)
+    taken, code, out = tc.ask(f"http://127.0.0.1:8088/harness/profile?set={profile}",
+                              lambda answer: _said(answer) == profile)
+    if not taken:
+        raise ScenarioError(f"the Traffic Controller did not switch to profile {profile!r} (exit {code})", out)
+    tc.settings["profile"] = profile
 
 
 def _said(out: str) -> str | None:

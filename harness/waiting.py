@@ -30,20 +30,12 @@ class LogLine(WaitStrategy):
 
     def wait_until_ready(self, container: Any) -> None:
         wrapped = container.get_wrapped_container()
-        stream = wrapped.logs(stdout=True, stderr=True, stream=True, follow=True)
-        timer = threading.Timer(self._startup_timeout, stream.close)  # unblocks the read below
-        timer.start()
-        seen = b""
+        log = FollowedLog(wrapped)
         try:
-            for chunk in stream:  # ends when the container exits
-                seen += chunk
-                if self.pattern.search(seen.decode(errors="replace")):
-                    return
-        except Exception:  # the timer closed the stream under the read
-            pass
+            if log.wait(lambda lines: any(self.pattern.search(line) for line in lines), self._startup_timeout):
+                return
         finally:
-            timer.cancel()
-            stream.close()
+            log.close()
         wrapped.reload()
         if wrapped.status not in _MAY_STILL_LOG:
             raise RuntimeError(f"the container {wrapped.status} before logging a line matching "
