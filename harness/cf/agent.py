@@ -12,10 +12,12 @@ The agent is single-threaded (a selector over stdin and the commands' pipes) so 
 safe; every command runs in a forked child with the modules already imported:
 
 - ``python3 -m harness.cf <role> ...``: the role's ``main``, as ``python3 -m`` would run it;
-- ``curl -sf <url>``: a GET of the node's own status endpoint, printing the body (exit 22 on an
-  HTTP error, 7 when nothing answers, as curl does);
 - ``python3 -c <code>``: the code, as the interpreter would run it;
 - anything else is ``exec``'d as it is.
+
+``curl -sf <url>``, a GET of the node's own status endpoint, is not forked: the selector drives
+it (``harness.cf.nodeget``), printing the body; exit 22 on an HTTP error, 7 when nothing answers,
+as curl does.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import json
 import os
 import selectors
 import sys
+import time
 import traceback
-import urllib.error
-import urllib.request
 from typing import Any
+
+from harness.cf.nodeget import NodeGet
 
 #: Imported once, before the first CF command's fork: what the client, emitter and frames commands need.
 PRELOAD = ("harness.cf.client", "harness.cf.v2clients", "harness.cf.apps", "harness.cf.frames")
@@ -54,22 +57,35 @@ def preload() -> None:
 
 
 class Agent:
-    """Reads requests from stdin, forks one child per request, relays the children's output."""
+    """Reads requests from stdin, forks one child per request (a GET of the node's own endpoint runs
+    in the loop), relays the children's output."""
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
         self.pending = b""
         self.preloaded = False
+        self.gets: dict[NodeGet, str] = {}  # GETs in flight, with their request ids
         os.set_blocking(0, False)
         self.selector.register(0, selectors.EVENT_READ, None)
 
     def serve(self) -> None:
         while self.selector.get_map():
-            for key, _ in self.selector.select():
+            for key, events in self.selector.select(self._until_first_deadline()):
                 if key.data is None:
                     self._read_requests()
+                elif isinstance(key.data, NodeGet):
+                    key.data.on_ready(writable=bool(events & selectors.EVENT_WRITE))
+                    self._settle(key.data)
                 else:
                     self._relay(key.fd, key.data)
+            now = time.monotonic()
+            for get in list(self.gets):
+                get.expire(now)
+                self._settle(get)
+
+    def _until_first_deadline(self) -> float | None:
+        """Seconds until the first GET in flight times out (None: no GET, wait for I/O only)."""
+        return max(0.0, min(get.deadline for get in self.gets) - time.monotonic()) if self.gets else None
 
     def _read_requests(self) -> None:
         data = os.read(0, 65536)
@@ -83,7 +99,13 @@ class Agent:
                 self._start(json.loads(line))
 
     def _start(self, request: dict[str, Any]) -> None:
-        if list(request["argv"][:3]) == CF and not self.preloaded:
+        argv = list(request["argv"])
+        if argv[:2] == ["curl", "-sf"] and len(argv) == 3:
+            get = NodeGet(argv[2])
+            self.gets[get] = request["id"]
+            self.selector.register(get.sock, selectors.EVENT_WRITE, get)
+            return self._settle(get)
+        if argv[:3] == CF and not self.preloaded:
             preload()
             self.preloaded = True
         read_end, write_end = os.pipe()
@@ -93,6 +115,19 @@ class Agent:
             _run_child(write_end, list(request["argv"]), dict(request.get("env") or {}))
         os.close(write_end)
         self.selector.register(read_end, selectors.EVENT_READ, {"id": request["id"], "pid": pid, "buffer": b""})
+
+    def _settle(self, get: NodeGet) -> None:
+        """Watch the GET for what it waits on next; once it has its exit code, report it as a child's."""
+        if get.exit is None:
+            self.selector.modify(get.sock, selectors.EVENT_WRITE if get.sending else selectors.EVENT_READ, get)
+            return
+        self.selector.unregister(get.sock)
+        get.sock.close()
+        run_id = self.gets.pop(get)
+        *lines, last = bytes(get.body).split(b"\n")
+        for line in lines + ([last] if last else []):
+            _send({"id": run_id, "out": line.decode(errors="replace")})
+        _send({"id": run_id, "exit": get.exit})
 
     def _relay(self, fd: int, state: dict[str, Any]) -> None:
         if data := os.read(fd, 65536):
@@ -146,8 +181,6 @@ def _command(argv: list[str]) -> int:
 
         cf_main(argv[3:])
         return 0
-    if argv[:2] == ["curl", "-sf"] and len(argv) == 3:
-        return _get(argv[2])
     if argv[:2] == ["python3", "-c"] and len(argv) == 3:  # a short script (e.g. the LB reachability check)
         exec(compile(argv[2], "<string>", "exec"), {"__name__": "__main__"})  # noqa: S102  the harness's own code
         return 0
@@ -160,15 +193,3 @@ def _attempt_from_env() -> None:
     for name in ("harness.cf.client", "harness.cf.crowd"):
         if (module := sys.modules.get(name)) is not None:
             module.ATTEMPT = os.environ.get("HARNESS_ATTEMPT", "")  # type: ignore[attr-defined]
-
-
-def _get(url: str) -> int:
-    """``curl -sf URL``: the body on stdout; 22 for an HTTP error status, 7 when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310  a node's own endpoint
-            sys.stdout.write(resp.read().decode(errors="replace"))
-        return 0
-    except urllib.error.HTTPError:
-        return 22
-    except OSError:
-        return 7

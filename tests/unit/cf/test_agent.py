@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import json
+import selectors
+import socket
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator
 
 import pytest
 
 from harness.agent import handles
+from harness.cf.nodeget import NodeGet
 
 pytestmark = pytest.mark.unit
 
 
-def agent(*requests: dict[str, object]) -> dict[str, dict[str, object]]:
-    """Send ``requests`` to a fresh agent, close its stdin; per request id: its lines and exit code."""
+def messages(*requests: dict[str, object]) -> list[dict[str, object]]:
+    """Send ``requests`` to a fresh agent and close its stdin; what it answered, in order."""
     body = "".join(json.dumps(r) + "\n" for r in requests)
     done = subprocess.run([sys.executable, "-m", "harness.cf", "agent"], input=body, capture_output=True,
                           text=True, timeout=60, check=True)
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def agent(*requests: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Per request id: its output lines and exit code."""
     runs: dict[str, dict[str, object]] = {}
-    for line in done.stdout.splitlines():
-        message = json.loads(line)
-        run = runs.setdefault(message["id"], {"out": []})
+    for message in messages(*requests):
+        run = runs.setdefault(str(message["id"]), {"out": []})
         if "exit" in message:
             run["exit"] = message["exit"]
         else:
@@ -61,3 +72,61 @@ def test_a_crash_is_the_command_s_output_and_exit_1() -> None:
 ])
 def test_what_the_harness_sends_to_an_agent(cmd: list[str], ok: bool) -> None:
     assert handles(cmd) is ok
+
+
+class _Endpoint(BaseHTTPRequestHandler):
+    """A node's status endpoint: a JSON list over two lines on /records, 404 elsewhere."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path != "/records?attempt=a1":
+            self.send_response(404)
+            self.end_headers()
+            return
+        body = b'[{"attempt": "a1",\n "ts": 1}]'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_get_of_the_node_s_endpoint_answers_as_curl_sf_and_does_not_wait_for_a_running_command(endpoint: str) -> None:
+    """The GET runs in the agent's loop (no fork): it ends, with curl's output and codes, while a
+    command started before it is still running."""
+    requests = ({"id": "slow", "argv": ["python3", "-c", "import time; time.sleep(2); print('slept')"]},
+                {"id": "ok", "argv": ["curl", "-sf", f"{endpoint}/records?attempt=a1"]},
+                {"id": "missing", "argv": ["curl", "-sf", f"{endpoint}/nothing"]},
+                {"id": "bad", "argv": ["curl", "-sf", "https://127.0.0.1:1/"]},
+                {"id": "refused", "argv": ["curl", "-sf", "http://127.0.0.1:1/"]})
+    runs = agent(*requests)
+    assert runs["ok"] == {"out": ['[{"attempt": "a1",', ' "ts": 1}]'], "exit": 0}
+    assert runs["missing"] == {"out": [], "exit": 22}  # -f: an HTTP error prints nothing
+    assert runs["bad"] == {"out": [], "exit": 3} and runs["refused"] == {"out": [], "exit": 7}
+    ended = [m["id"] for m in messages(*requests) if "exit" in m]
+    assert ended.index("ok") < ended.index("slow")
+
+
+def test_a_get_nobody_answers_ends_at_its_timeout_as_nothing_answering() -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog does), never answers
+    get = NodeGet(f"http://127.0.0.1:{silent.getsockname()[1]}/records", timeout=0.5)
+    with selectors.DefaultSelector() as selector:
+        selector.register(get.sock, selectors.EVENT_WRITE)
+        while get.exit is None:
+            for _, events in selector.select(0.1):
+                get.on_ready(writable=bool(events & selectors.EVENT_WRITE))
+                if get.exit is None:
+                    selector.modify(get.sock, selectors.EVENT_WRITE if get.sending else selectors.EVENT_READ)
+            get.expire(time.monotonic())
+    assert get.exit == 7 and not get.body and not get.sending
+    get.sock.close()
+    silent.close()
