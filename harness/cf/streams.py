@@ -143,9 +143,16 @@ async def splice(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                  *, idle_timeout: float | None = None, grace: float = 10.0) -> str:
     """Copy both ways with half-close; a reset on either side tears both down, as an LB does.
-    Return why it ended: "eof", "reset" or "idle_timeout"."""
+    Return why it ended: "eof", "reset" or "idle_timeout".
+
+    A side that cannot be half-closed (a TLS connection: asyncio's SSL transport has no
+    ``write_eof``) is closed with the other once the copy to it reached EOF: otherwise a client
+    behind a TLS listener never learns that the backend closed (a WebSocket client then waits out its
+    close timeout, 10 s, for the TCP close that follows the close frame) and the pair stays until the
+    idle timeout."""
     idle = IdleClock() if idle_timeout else None
-    tasks = {asyncio.create_task(_copy(a[0], b[1], idle)), asyncio.create_task(_copy(b[0], a[1], idle))}
+    copies = {asyncio.create_task(_copy(a[0], b[1], idle)): b[1], asyncio.create_task(_copy(b[0], a[1], idle)): a[1]}
+    tasks = set(copies)
     timer = asyncio.create_task(idle.expired(idle_timeout)) if idle and idle_timeout else None
     reason = "eof"
     try:
@@ -155,7 +162,7 @@ async def splice(a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
             reason = "idle_timeout"
         elif any(task.result() is False for task in done if task is not timer):
             reason = "reset"
-        else:
+        elif all(copies[task].can_write_eof() for task in done if task is not timer):
             rest = pending - {timer} if timer else pending
             if rest:
                 waiting = rest | ({timer} if timer else set())
