@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import h11
 
@@ -34,20 +34,11 @@ class NodeGet:
         self.body = bytearray()
         self.exit: int | None = None
         self.conn = h11.Connection(h11.CLIENT)
-        self.outgoing = b""
         parts = urlsplit(url)
-        family = socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET)
         self.sock.setblocking(False)
-        try:
-            address = (str(parts.hostname), parts.port or 80)
-            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            self.outgoing = self.conn.send(h11.Request(method="GET", target=target,
-                                                       headers=[("Host", parts.netloc), ("Connection", "close")]))
-            self.outgoing += self.conn.send(h11.EndOfMessage())
-        except (ValueError, h11.LocalProtocolError):  # a port that is not a number, a target h11 refuses
-            self.outgoing = b""
-        if parts.scheme != "http" or not parts.hostname or not self.outgoing:
+        self.outgoing, address = self._request(parts)
+        if address is None:
             self._end(BAD_URL)
             return
         try:  # the node's own address: an IP literal, so no name lookup blocks the agent
@@ -56,6 +47,20 @@ class NodeGet:
             started = errno.EHOSTUNREACH
         if started not in (0, errno.EINPROGRESS):
             self._end(NO_ANSWER)
+
+    def _request(self, parts: SplitResult) -> tuple[bytes, tuple[str, int] | None]:
+        """The request's bytes and where to send them; no address for a URL that is not plain http
+        (or has a port that is not a number, or a target h11 refuses)."""
+        if parts.scheme != "http" or not parts.hostname:
+            return b"", None
+        try:
+            address = (parts.hostname, parts.port or 80)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            head = self.conn.send(h11.Request(method="GET", target=target,
+                                              headers=[("Host", parts.netloc), ("Connection", "close")]))
+        except (ValueError, h11.LocalProtocolError):
+            return b"", None
+        return head + self.conn.send(h11.EndOfMessage()), address
 
     @property
     def sending(self) -> bool:

@@ -119,9 +119,10 @@ def test_a_get_of_the_node_s_endpoint_answers_as_curl_sf_and_does_not_wait_for_a
 def test_a_get_nobody_answers_ends_at_its_timeout_as_nothing_answering() -> None:
     silent = socket.create_server(("127.0.0.1", 0))  # accepts (the backlog does), never answers
     get = NodeGet(f"http://127.0.0.1:{silent.getsockname()[1]}/records", timeout=0.5)
+    give_up = time.monotonic() + 5  # a GET that never times out fails below instead of hanging the run
     with selectors.DefaultSelector() as selector:
         selector.register(get.sock, selectors.EVENT_WRITE)
-        while get.exit is None:
+        while get.exit is None and time.monotonic() < give_up:
             for _, events in selector.select(0.1):
                 get.on_ready(writable=bool(events & selectors.EVENT_WRITE))
                 if get.exit is None:
