@@ -43,10 +43,11 @@ def test_consumer_that_stops_reading_is_cut_as_slow(deployment: Deployment) -> N
     run = deployment.client_run("mute", "--api", deployment.api_url, "--app", APP_GUID, "--token", "bearer dev",
                                 "--seconds", "12", "--drain", "20")
     assert run.wait_event("connected", 20)
-    code, out = deployment.nodes["app"].exec(["python3", "-m", "harness.cf", "emit", "--doppler", "ws://doppler:8082",
-                                              "--app", APP_GUID, "--count", "30000", "--rate", "5000",
-                                              "--size", "2000"])
-    assert code == 0, out
+    # 60 MB in 20 KB lines: the path (socket buffers, LB) holds ~6-13 MB here, so it fills within
+    # seconds of the client going mute even on a loaded machine. 2 KB lines cost ten times the CPU
+    # per byte in every hop; in a loaded CI run they had not filled it when the 12 s were up, the
+    # client read again and the keepalive ended the stream instead.
+    deployment.emit(3000, rate=500, size=20000)
     ev = deployment.evidence(run, run.result(60))
     assert ev.client["close"] != {"code": 1008, "reason": KEEPALIVE_CLOSE_REASON}, "keepalive fired first"
     slow = ev.tc_events("slow_consumer")
