@@ -367,6 +367,10 @@ def _stop_probe(probe: Any) -> None:
     _removing("a probe", probe.stop)()
 
 
+#: role -> the port a node of it answers ``/harness/env`` on (to itself only)
+RUNTIME_PORTS = {"cc": 9022, "router": 8080}
+
+
 def _all_at_once(steps: list[Callable[[], object]]) -> None:
     """Run independent start/stop steps in threads (container start-up is mostly waiting on the
     engine and on readiness lines); every step finishes before the first error is raised, so
@@ -457,8 +461,8 @@ class Deployment:
         # as Log Cache and the RLP gateway dial Doppler, retries until it answers).
         # Phase 2: the LBs, whose configs name the routers (nginx resolves upstream names at load).
         steps = [lambda: self._start("cc", "cc", cf_img, ["cc"], env={
-            "CF_SYSTEM_DOMAIN": topo.system_domain, "CF_LOGGER_SCHEME": topo.logger_scheme,
-            "CF_LOGGER_PORT": str(self.logger_port or topo.logger_port), "CF_API_SCHEME": "http",
+            # its logger endpoint is set on it while it runs (runtime_env)
+            "CF_SYSTEM_DOMAIN": topo.system_domain, "CF_API_SCHEME": "http",
             "CF_TOKENS": json.dumps({"tokens": {**TOKENS, "nozzle": TOKENS["admin"]},
                                      "apps": [APP_GUID, OTHER_APP_GUID]}),
             **self.uaa_env()}),
@@ -488,6 +492,7 @@ class Deployment:
                                          env={"HARNESS_CA_PEM": self.pki.ca_pem}, extra_hosts=hosts))
         _all_at_once(steps)
         self._set_tc_timings()
+        self._set_runtime()
         if external:
             self._announce_routers()
         _all_at_once([functools.partial(self._start_lb, lb) for lb in topo.load_balancers])
@@ -554,7 +559,6 @@ class Deployment:
         behind_fault = "lb-router" in self.faults
         self._start(f"router-{i}", "router", cf_img, ["router"], env={
             "ROUTER_NAME": f"router-{i}", "ROUTER_ROUTES": json.dumps(routes), "ROUTER_TLS_PEM": self.pki.server_pem,
-            "ROUTER_PROXY_PROTOCOL": str(self.topology.router_proxy_protocol).lower(),
             # router -> TC over TLS, checking the SAN cf-deployment registers for TC's route
             "ROUTER_BACKEND_TLS": json.dumps({self.topology.fqdn("doppler"): self.topology.fqdn("doppler")}),
             "ROUTER_BACKEND_CA": self.pki.ca_pem},
@@ -585,6 +589,32 @@ class Deployment:
     def tc_env(self) -> dict[str, str]:
         """Traffic Controller timings; real defaults unless a test shrinks them."""
         return {}
+
+    def runtime_env(self) -> dict[str, dict[str, str]]:
+        """node -> what this cell sets on it while it runs (``harness.cf.settings.set_runtime``)
+        rather than in its start environment: cells that differ only in these keep one node."""
+        topo = self.topology
+        proxy = {"ROUTER_PROXY_PROTOCOL": str(topo.router_proxy_protocol).lower()}
+        logger = {"CF_LOGGER_SCHEME": topo.logger_scheme, "CF_LOGGER_PORT": str(self.logger_port or topo.logger_port)}
+        return {"cc": logger, **{f"router-{i}": proxy for i in range(topo.router_count)}}
+
+    def _set_runtime(self) -> None:
+        """Set ``runtime_env`` on each node through its ``/harness/env``, asked from inside the
+        node, all at once; a node that already runs so is not asked again. The node keeps it
+        across a restart (a test kills and starts a router)."""
+        from harness.cf.settings import RUNTIME_PATH
+
+        def put(name: str, values: dict[str, str]) -> None:
+            node = self.nodes[name]
+            if all(node.settings.get(key) == value for key, value in values.items()):
+                return
+            url = f"http://127.0.0.1:{RUNTIME_PORTS[node.role]}{RUNTIME_PATH}?{urlencode(sorted(values.items()))}"
+            taken, code, out = node.ask(url, lambda answer: answer.strip().startswith("{"))
+            if not taken:
+                raise NodeStartError(name, f"{url} to answer 200 (exit {code})", 1.5, out)
+            node.settings.update(values)
+
+        _all_at_once([functools.partial(put, name, values) for name, values in self.runtime_env().items()])
 
     def _set_tc_timings(self) -> None:
         """Give the running TC this cell's timings (``tc_env``) through its ``/harness/timings``,

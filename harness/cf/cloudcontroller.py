@@ -12,7 +12,7 @@ import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote_plus
 
-from harness.cf.settings import env_json, log_event
+from harness.cf.settings import RUNTIME_PATH, env_json, load_runtime, log_event, set_runtime
 from harness.protocol import uaa
 from harness.protocol.auth import Grant, TokenTable, readable_apps, trim_bearer_any_case
 
@@ -40,6 +40,8 @@ class CloudController(BaseHTTPRequestHandler):
             return self._send(200, self.root)
         if path == "/health":
             return self._send(200, {"ok": True})
+        if path == RUNTIME_PATH and self.client_address[0] == "127.0.0.1":  # the harness, from inside
+            return self._set_runtime()
         if path in ("/v3/apps", "/v3/service_instances"):
             return self._v3_list(path)
         if path == "/token_keys":
@@ -49,6 +51,16 @@ class CloudController(BaseHTTPRequestHandler):
             status = self._log_access(self.headers.get("Authorization"), app_id)
             return self._send(status, {} if status == 200 else {"error": status})
         return self._send(404, {"code": 10000, "description": "Unknown request", "error_code": "CF-NotFound"})
+
+    def _set_runtime(self) -> None:
+        """Advertise another logger endpoint from now on (``RUNTIME_SETTINGS``)."""
+        applied = set_runtime(self.path.partition("?")[2], RUNTIME_SETTINGS)
+        if isinstance(applied, str):
+            log_event("cc", "runtime_refused", error=applied)
+            return self._send(400, {"error": applied})
+        doppler = advertise()
+        log_event("cc", "runtime", doppler_logging_endpoint=doppler, **applied)
+        return self._send(200, {"doppler_logging_endpoint": doppler})
 
     def _v3_list(self, path: str) -> None:
         """What Log Cache's auth proxy asks to learn which sources a token reads: the apps it can see
@@ -129,7 +141,13 @@ class CloudController(BaseHTTPRequestHandler):
         log_event("cc", "request", line=fmt % args)
 
 
-def main() -> None:
+#: What the harness may set on a running CC (``set_runtime``): the advertised logger endpoint's
+#: scheme and port, which cells of one topology vary (the seed's "advertised port must match").
+RUNTIME_SETTINGS = {"CF_LOGGER_SCHEME": "wss?|https?", "CF_LOGGER_PORT": "[0-9]{1,5}"}
+
+
+def advertise() -> str:
+    """Build ``/v2/info`` and ``/`` from the environment; the doppler endpoint they name."""
     system_domain = os.environ.get("CF_SYSTEM_DOMAIN", "sys.example.com")
     scheme = os.environ.get("CF_LOGGER_SCHEME", "wss")
     port = os.environ.get("CF_LOGGER_PORT", "443")
@@ -139,7 +157,6 @@ def main() -> None:
     # Log Cache and the RLP gateway are HTTPS-only behind gorouter in cf-deployment: the root
     # document's links say https whatever scheme the harness's API uses.
     log_scheme = os.environ.get("CF_LOG_SCHEME", "https")
-    CloudController.tokens = TokenTable.from_dict(env_json("CF_TOKENS", {}))  # type: ignore[arg-type]
     CloudController.info = {
         "name": "harness", "build": "", "api_version": "2.164.0",
         "authorization_endpoint": f"{api_scheme}://login.{system_domain}",
@@ -156,6 +173,15 @@ def main() -> None:
         "log_cache": {"href": f"{log_scheme}://log-cache.{system_domain}"},
         "uaa": {"href": f"{api_scheme}://uaa.{system_domain}"},
     }}
+    return doppler
+
+
+def main() -> None:
+    load_runtime()
+    doppler = advertise()
+    system_domain = os.environ.get("CF_SYSTEM_DOMAIN", "sys.example.com")
+    api_scheme = os.environ.get("CF_API_SCHEME", "https")
+    CloudController.tokens = TokenTable.from_dict(env_json("CF_TOKENS", {}))  # type: ignore[arg-type]
     if key := os.environ.get("UAA_SIGNING_KEY"):
         CloudController.uaa = uaa_from_env(key, f"{api_scheme}://uaa.{system_domain}{uaa.ISSUER_PATH}")
     port_num = int(os.environ.get("CC_PORT", "9022"))

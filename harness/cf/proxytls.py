@@ -76,9 +76,10 @@ async def read_proxy_header(sock: socket.socket) -> pp.ProxyHeader | None:
     return verdict
 
 
-async def serve(port: int, context: ssl.SSLContext, *, proxy_protocol: bool, handler: Handler,
+async def serve(port: int, context: ssl.SSLContext, *, proxy_protocol: Callable[[], bool], handler: Handler,
                 failed: Failed) -> None:
-    """Accept on ``port`` for ever: PROXY (when enabled), then TLS, then ``handler``."""
+    """Accept on ``port`` for ever: PROXY (when ``proxy_protocol()`` says so as a connection is
+    accepted: the harness may switch it on a running router), then TLS, then ``handler``."""
     loop = asyncio.get_running_loop()
     listener = socket.create_server(("0.0.0.0", port), reuse_port=False, backlog=512)
     listener.setblocking(False)
@@ -87,7 +88,7 @@ async def serve(port: int, context: ssl.SSLContext, *, proxy_protocol: bool, han
         # A strong reference until it ends: the loop holds tasks weakly, and StreamReaderProtocol holds
         # its reader weakly, so an unreferenced connection task is garbage that the collector may take
         # mid-stream (asyncio docs, create_task: "save a reference ... to avoid a task disappearing").
-        task = asyncio.create_task(_connection(conn, addr[0], context, proxy_protocol, handler, failed))
+        task = asyncio.create_task(_connection(conn, addr[0], context, proxy_protocol(), handler, failed))
         _CONNECTIONS.add(task)
         task.add_done_callback(_CONNECTIONS.discard)
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 
 from harness.cf import proxytls
-from harness.cf.settings import env_json, log_event, server_tls_context
+from harness.cf.settings import RUNTIME_PATH, env_json, load_runtime, log_event, server_tls_context, set_runtime
 from harness.cf.streams import (HeadTooLarge, ResponseEnd, parse_request, parse_status, raw_headers, read_head,
                                 relay_body, render_head, splice)
 from harness.protocol import headers as hdr
@@ -62,6 +62,8 @@ def backend_tls_failure(exc: ssl.SSLError) -> tuple[int, str]:
     return 525, f"endpoint_failure (TLS handshake: {exc.reason})"
 
 
+#: What the harness may set on a running router (``set_runtime``), each name -> its values
+RUNTIME_SETTINGS = {"ROUTER_PROXY_PROTOCOL": "true|false"}
 #: X509_V_ERR_HOSTNAME_MISMATCH, as Python's ssl module reports it
 HOSTNAME_MISMATCH = 62
 
@@ -117,6 +119,17 @@ class Router:
         writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      b"Connection: close\r\n\r\n400 Bad Request")
         await writer.drain()
+
+    def set_runtime(self, query: str) -> tuple[int, bytes]:
+        """The status listener's ``RUNTIME_PATH`` (the harness's; answered to the container itself
+        only): read PROXY headers, or stop reading them, on connections accepted from now on."""
+        applied = set_runtime(query, RUNTIME_SETTINGS)
+        if isinstance(applied, str):
+            log_event("router", "runtime_refused", router=self.name, error=applied)
+            return 400, json.dumps({"error": applied}).encode()
+        self.proxy_protocol = os.environ["ROUTER_PROXY_PROTOCOL"] == "true"
+        log_event("router", "runtime", router=self.name, **applied)
+        return 200, json.dumps({"proxy_protocol": self.proxy_protocol}).encode()
 
     def tls_failed(self, peer_ip: str, first: bytes, error: str) -> None:
         """A connection to the TLS listener that never got to HTTP: its first bytes say why (a PROXY
@@ -265,13 +278,18 @@ class Router:
         return None
 
 
-def serve_status(router: Router, port: int) -> None:
-    """Status listener: ``/health`` for LB health checks, ``/requests`` for the harness."""
+def serve_status(router: Router, port: int) -> ThreadingHTTPServer:
+    """Status listener: ``/health`` for LB health checks, ``/requests`` and ``RUNTIME_PATH`` for
+    the harness (in a thread; the server is returned to be shut down)."""
 
     class Status(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
+            status = 200
             if self.path == "/health":
                 body, ctype = b"ok\n", "text/plain; charset=utf-8"
+            elif self.path.startswith(RUNTIME_PATH) and self.client_address[0] == "127.0.0.1":
+                status, body = router.set_runtime(urlsplit(self.path).query)
+                ctype = "application/json"
             elif self.path.startswith("/requests"):
                 query = parse_qs(urlsplit(self.path).query)
                 wanted, sources = query.get("attempt"), query.get("source") or []
@@ -282,7 +300,7 @@ def serve_status(router: Router, port: int) -> None:
                 self.send_response(404)
                 self.end_headers()
                 return
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Cache-Control", "private, max-age=0")
             self.send_header("Content-Length", str(len(body)))
@@ -294,9 +312,11 @@ def serve_status(router: Router, port: int) -> None:
 
     server = ThreadingHTTPServer(("0.0.0.0", port), Status)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 async def main() -> None:
+    load_runtime()
     router = Router(os.environ.get("ROUTER_NAME", "router"), env_json("ROUTER_ROUTES", {}),  # type: ignore[arg-type]
                     os.environ.get("ROUTER_PROXY_PROTOCOL", "false") == "true",
                     env_json("ROUTER_BACKEND_TLS", {}), os.environ.get("ROUTER_BACKEND_CA"))  # type: ignore[arg-type]
@@ -307,7 +327,7 @@ async def main() -> None:
     if pem := os.environ.get("ROUTER_TLS_PEM"):
         ctx = server_tls_context(pem, "/tmp/router.pem")
         tls_port = int(os.environ.get("ROUTER_TLS_PORT", "443"))
-        tls_server = proxytls.serve(tls_port, ctx, proxy_protocol=router.proxy_protocol, handler=router.handle_tls,
+        tls_server = proxytls.serve(tls_port, ctx, proxy_protocol=lambda: router.proxy_protocol, handler=router.handle_tls,
                                     failed=router.tls_failed)
     log_event("router", "listening", port=port, tls_port=tls_port, status_port=status_port, routes=router.routes,
               proxy_protocol=router.proxy_protocol)

@@ -17,12 +17,13 @@ pytestmark = pytest.mark.scenario
 N = 50
 
 
-def _cell(topology: str, driver: str, reuse: Deployment | None = None, tc: dict[str, str] | None = None) -> Deployment:
+def _cell(topology: str, driver: str, reuse: Deployment | None = None, tc: dict[str, str] | None = None,
+          faults: tuple[str, ...] = ()) -> Deployment:
     from harness.plugin import _CellDeployment
 
     drivers = driver_registry.load_all()
     topo = topology_registry.load_all()[topology].with_driver(driver)
-    dep = _CellDeployment(topo, drivers, tc=tc or {}, reuse=reuse)
+    dep = _CellDeployment(topo, drivers, tc=tc or {}, reuse=reuse, faults=faults)
     dep.__enter__()
     return dep
 
@@ -47,12 +48,13 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         first.nodes["app"].tainted = True  # as an impairment does (harness.impair marks what it touches)
         ids = {name: node.docker.id for name, node in first.nodes.items()}
         edge = first.networks["edge"].name
-        # tcp-alt-port advertises wss://...:8443, so its CC is started differently (CF_LOGGER_PORT)
-        second = _cell("tcp-alt-port", "haproxy", reuse=first)
-        kept = {"doppler", "tc", "log-cache", "rlp-gateway", "router-0", "client"}
+        # tcp-alt-port advertises wss://...:8443: set on the running CC, which is kept. A fault
+        # proxy between Doppler and the TC starts the TC differently (TC_DOPPLER_URLS).
+        second = _cell("tcp-alt-port", "haproxy", reuse=first, faults=("doppler-tc",))
+        kept = {"doppler", "cc", "log-cache", "rlp-gateway", "router-0", "client"}
         assert set(second.reused) == kept
         assert all(second.nodes[name].docker.id == ids[name] for name in kept)
-        replaced = {"cc": "its spec", "router-1": "restarted", "app": "tainted", "lb": "per cell"}
+        replaced = {"tc": "its spec", "router-1": "restarted", "app": "tainted", "lb": "per cell"}
         for name, why in replaced.items():
             assert second.nodes[name].docker.id != ids[name], f"{name} kept although {why}"
             assert not _exists(ids[name]), f"the first cell's {name} was left running"
@@ -69,8 +71,9 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         assert "router-1" not in second.probes  # its node was replaced, and its probe with it
         # the mixed cell works end to end: the kept TC with the new CC, through the new LB
         run = second.stream_logs("dev", N, timeout=30)
-        if run.wait_event("connected", 15):
+        if connected := run.wait_event("connected", 15):
             second.emit(N)
+            assert connected["url"].startswith("wss://doppler.sys.example.com:8443/"), connected  # the kept CC's
         seen = classify_stream(second.evidence(run, run.result(60)), N)
         assert seen.outcome is Outcome.PASS, seen
     finally:

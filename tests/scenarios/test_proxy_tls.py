@@ -49,3 +49,22 @@ def test_proxy_v1_before_tls_on_443(deployment: Deployment, verdict: Callable[..
     verdict("proxy_v1_tls", observe_proxy_tls(ev, N, deployment.client_ip()), evidence=ev,
             routers=[{k: r.get(k) for k in ("router", "tls", "status", "proxy_source", "tls_handshake_failed")}
                      for r in ev.routers])
+
+
+@pytest.mark.topology("tcp-same-port-proxy", driver="haproxy")
+def test_a_restarted_router_still_reads_the_proxy_line(deployment: Deployment) -> None:
+    """The harness switches PROXY reading on in the running routers (``Deployment.runtime_env``);
+    a router restarted mid-cell (as the failover checks do) must come back reading it, or every
+    stream through it would fail with ``proxy_header_rejected`` (the unread cell above)."""
+    routers = [deployment.nodes[f"router-{i}"] for i in range(deployment.topology.router_count)]
+    for node in routers:
+        node.restart()
+    for node in routers:
+        taken, code, out = node.ask("http://127.0.0.1:8080/health", lambda answer: answer.strip() == "ok")
+        assert taken, (node.name, code, out)
+    endpoint = f"wss://{deployment.topology.fqdn('doppler')}:443"
+    run = deployment.stream_logs("dev", N, timeout=20, extra=("--endpoint", endpoint))
+    if run.wait_event("connected", 20):
+        threading.Thread(target=deployment.emit, args=(N,), daemon=True).start()
+    seen = observe_proxy_tls(deployment.evidence(run, run.result(60)), N, deployment.client_ip())
+    assert seen.outcome is Outcome.PASS, seen
