@@ -40,6 +40,7 @@ configure_testcontainers()  # testcontainers' reaper is the harness's Ryuk image
 from harness import drivers as driver_registry  # noqa: E402
 from harness import topology as topology_registry  # noqa: E402
 from harness import report as report_writer  # noqa: E402
+from harness import reaper  # noqa: E402
 from harness import verdicts  # noqa: E402
 from harness.deployment import Deployment, Succession  # noqa: E402
 from harness.errors import HarnessError, did_you_mean  # noqa: E402
@@ -100,6 +101,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker writes into the run folder its controller made
         if RUN_DIR_KEY in config.workerinput:
             config.stash[RUN_DIR] = Path(config.workerinput[RUN_DIR_KEY])
+        if reaper.SHARED_KEY in config.workerinput:
+            try:
+                reaper.join_shared(config.workerinput[reaper.SHARED_KEY])
+            except (OSError, HarnessError) as exc:  # testcontainers starts this worker's own instead
+                print(f"[harness] the run's reaper did not take this worker ({exc}); starting its own",
+                      file=sys.stderr)
         return
     if not _runs_tests(config):
         return
@@ -172,10 +179,28 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist (controller side): every worker writes into this run's folder."""
+    """xdist (controller side): every worker writes into this run's folder and registers with the
+    controller's reaper (``harness.reaper.join_shared``)."""
     run_dir = node.config.stash.get(RUN_DIR, None)
     if run_dir is not None:
         node.workerinput[RUN_DIR_KEY] = str(run_dir)
+        if address := _shared_reaper(node.config):
+            node.workerinput[reaper.SHARED_KEY] = address
+
+
+def _shared_reaper(config: pytest.Config) -> str | None:
+    """The controller's reaper, started for the first worker; None (each worker then starts its
+    own) when reapers are turned off or it cannot start here (no engine: unit tests still run)."""
+    if SHARED_REAPER not in config.stash:
+        try:
+            config.stash[SHARED_REAPER] = reaper.shared_address() if reaper.ensure_reaper() else None
+        except Exception as exc:
+            print(f"[harness] no shared reaper ({exc}); each worker starts its own", file=sys.stderr)
+            config.stash[SHARED_REAPER] = None
+    return config.stash[SHARED_REAPER]
+
+
+SHARED_REAPER = pytest.StashKey["str | None"]()
 
 
 RUN_DIR_KEY = "harness_run_dir"

@@ -107,6 +107,8 @@ def ensure_reaper() -> str | None:
     """
     if _opted_out():
         return None
+    if _shared is not None:  # registered with the controller's reaper (join_shared)
+        return os.environ.get("RYUK_CONTAINER_IMAGE")
     from testcontainers.core.container import Reaper
 
     image = os.environ.get("RYUK_CONTAINER_IMAGE")
@@ -125,6 +127,43 @@ def ensure_reaper() -> str | None:
                            "removed at the next run's start)") from exc
     atexit.unregister(Reaper.delete_instance)
     return image
+
+
+#: xdist's ``workerinput`` key for the address of the controller's reaper: each worker registers its
+#: session label there instead of starting a Ryuk container of its own (one per run, not one per
+#: worker: twelve fewer container starts at the busiest moment of a run).
+SHARED_KEY = "harness_ryuk"
+_shared: socket.socket | None = None  # this process's connection to a reaper another process started
+
+
+def shared_address() -> str | None:
+    """``host:port`` of the reaper this process started (``ensure_reaper``), for its workers."""
+    from testcontainers.core.container import Reaper
+
+    if _shared is not None or Reaper._container is None:
+        return None
+    return f"{Reaper._container.get_container_host_ip()}:{Reaper._container.get_exposed_port(8080)}"
+
+
+def join_shared(address: str) -> None:
+    """Have the reaper at ``address`` (started by the xdist controller) remove this process's
+    resources too, as testcontainers' own connection would: send this session's label filter,
+    wait for Ryuk's ACK, keep the connection open for the life of the process. Ryuk prunes once
+    every connection has been gone for its reconnection timeout, so a worker's leftovers go
+    when the run ends, whichever process dies first. testcontainers then starts no reaper here."""
+    global _shared
+    host, port = address.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        sock.sendall(f"label={LABEL_SESSION_ID}={SESSION_ID}\n".encode())
+        if not sock.recv(16).startswith(b"ACK"):
+            raise HarnessError(f"the run's reaper at {address} did not acknowledge this worker's label filter")
+    except (OSError, HarnessError):
+        sock.close()
+        raise
+    sock.settimeout(None)
+    _shared = sock
+    tc_config.ryuk_disabled = True
 
 
 @dataclass

@@ -76,6 +76,55 @@ def test_ryuk_removes_a_killed_processs_containers_and_networks() -> None:
     assert not remaining, f"{time.monotonic() - killed:.0f} s after kill -9, still there: {remaining}"
 
 
+#: An xdist controller's part: start the run's reaper, tell where it listens, live on.
+CONTROLLER = textwrap.dedent("""
+    import time
+    from harness import reaper
+
+    reaper.configure_testcontainers()
+    reaper.ensure_reaper()
+    print(reaper.shared_address(), flush=True)
+    time.sleep(600)
+""")
+
+
+def test_workers_register_with_the_controllers_reaper_and_start_none_of_their_own() -> None:
+    """One Ryuk per run (``harness.reaper.join_shared``): a worker that joined the controller's
+    reaper starts no reaper container, and once worker and controller are both killed the
+    controller's reaper removes the worker's container and network too."""
+    client = docker.from_env()
+    tags = images.ensure_images(["cf", "ryuk"])
+    env = {**os.environ, "RYUK_CONTAINER_IMAGE": tags["ryuk"]}
+    env.pop("TESTCONTAINERS_RYUK_DISABLED", None)
+    procs = [subprocess.Popen([sys.executable, "-c", CONTROLLER], stdout=subprocess.PIPE, text=True, env=env)]
+    try:
+        assert procs[0].stdout is not None
+        address = procs[0].stdout.readline().strip()
+        assert ":" in address, f"the controller gave no reaper address (exit {procs[0].poll()})"
+        joined = OWNER.replace("reaper.configure_testcontainers()",
+                               f"reaper.configure_testcontainers(); reaper.join_shared({address!r})")
+        procs.append(subprocess.Popen([sys.executable, "-c", joined, tags["cf"]], stdout=subprocess.PIPE, text=True,
+                                      env=env))
+        assert procs[1].stdout is not None
+        line = procs[1].stdout.readline().split()
+        assert len(line) == 4, f"the worker failed to bring up its resources (exit {procs[1].poll()})"
+        session, network, *containers = line
+        assert not client.api.containers(all=True, filters={"name": f"testcontainers-ryuk-{session}"})
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    killed = time.monotonic()
+
+    def left() -> list[str]:
+        return ([f"container {c['Id'][:12]}" for c in client.api.containers(all=True, filters={"id": containers})
+                 if c["Id"] in containers] + [f"network {n['Name']}" for n in client.api.networks(names=[network])])
+
+    while (remaining := left()) and time.monotonic() - killed < scaled(30):
+        time.sleep(0.5)
+    assert not remaining, f"{time.monotonic() - killed:.0f} s after kill -9, still there: {remaining}"
+
+
 def test_reaper_removes_resources_of_a_dead_owner_only() -> None:
     client = docker.from_env()
     image = images.ensure_images(["cf"])["cf"]
