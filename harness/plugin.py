@@ -103,7 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config.stash[RUN_DIR] = Path(config.workerinput[RUN_DIR_KEY])
         if reaper.SHARED_KEY in config.workerinput:
             try:
-                reaper.join_shared(config.workerinput[reaper.SHARED_KEY])
+                reaper.join_shared(*config.workerinput[reaper.SHARED_KEY])
             except (OSError, HarnessError) as exc:  # testcontainers starts this worker's own instead
                 print(f"[harness] the run's reaper did not take this worker ({exc}); starting its own",
                       file=sys.stderr)
@@ -184,23 +184,26 @@ def pytest_configure_node(node: Any) -> None:
     run_dir = node.config.stash.get(RUN_DIR, None)
     if run_dir is not None:
         node.workerinput[RUN_DIR_KEY] = str(run_dir)
-        if address := _shared_reaper(node.config):
-            node.workerinput[reaper.SHARED_KEY] = address
+        if shared := _shared_reaper(node.config):
+            node.workerinput[reaper.SHARED_KEY] = shared
 
 
-def _shared_reaper(config: pytest.Config) -> str | None:
-    """The controller's reaper, started for the first worker; None (each worker then starts its
-    own) when reapers are turned off or it cannot start here (no engine: unit tests still run)."""
+def _shared_reaper(config: pytest.Config) -> tuple[str, str] | None:
+    """The controller's reaper (its address and image), started for the first worker; None (each
+    worker then starts its own) when reapers are turned off or it cannot start here (no engine:
+    unit tests still run)."""
     if SHARED_REAPER not in config.stash:
         try:
-            config.stash[SHARED_REAPER] = reaper.shared_address() if reaper.ensure_reaper() else None
+            image = reaper.ensure_reaper()
+            address = reaper.shared_address() if image else None
+            config.stash[SHARED_REAPER] = (address, image) if address and image else None
         except Exception as exc:
             print(f"[harness] no shared reaper ({exc}); each worker starts its own", file=sys.stderr)
             config.stash[SHARED_REAPER] = None
     return config.stash[SHARED_REAPER]
 
 
-SHARED_REAPER = pytest.StashKey["str | None"]()
+SHARED_REAPER = pytest.StashKey["tuple[str, str] | None"]()
 
 
 RUN_DIR_KEY = "harness_run_dir"

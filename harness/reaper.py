@@ -108,7 +108,7 @@ def ensure_reaper() -> str | None:
     if _opted_out():
         return None
     if _shared is not None:  # registered with the controller's reaper (join_shared)
-        return os.environ.get("RYUK_CONTAINER_IMAGE")
+        return tc_config.ryuk_image
     from testcontainers.core.container import Reaper
 
     image = os.environ.get("RYUK_CONTAINER_IMAGE")
@@ -137,7 +137,8 @@ _shared: socket.socket | None = None  # this process's connection to a reaper an
 
 
 def shared_address() -> str | None:
-    """``host:port`` of the reaper this process started (``ensure_reaper``), for its workers."""
+    """``host:port`` of the reaper this process started (``ensure_reaper``), for its workers
+    (``join_shared``, with the image it runs)."""
     from testcontainers.core.container import Reaper
 
     if _shared is not None or Reaper._container is None:
@@ -145,7 +146,7 @@ def shared_address() -> str | None:
     return f"{Reaper._container.get_container_host_ip()}:{Reaper._container.get_exposed_port(8080)}"
 
 
-def join_shared(address: str) -> None:
+def join_shared(address: str, image: str) -> None:
     """Have the reaper at ``address`` (started by the xdist controller) remove this process's
     resources too, as testcontainers' own connection would: send this session's label filter,
     wait for Ryuk's ACK, keep the connection open for the life of the process. Ryuk prunes once
@@ -163,7 +164,8 @@ def join_shared(address: str) -> None:
         raise
     sock.settimeout(None)
     _shared = sock
-    tc_config.ryuk_disabled = True
+    os.environ["RYUK_CONTAINER_IMAGE"] = image  # what a process this one starts would use
+    tc_config.ryuk_image, tc_config.ryuk_disabled = image, True
 
 
 @dataclass

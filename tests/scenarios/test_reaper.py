@@ -102,7 +102,7 @@ def test_workers_register_with_the_controllers_reaper_and_start_none_of_their_ow
         address = procs[0].stdout.readline().strip()
         assert ":" in address, f"the controller gave no reaper address (exit {procs[0].poll()})"
         joined = OWNER.replace("reaper.configure_testcontainers()",
-                               f"reaper.configure_testcontainers(); reaper.join_shared({address!r})")
+                               f"reaper.configure_testcontainers(); reaper.join_shared({address!r}, {tags['ryuk']!r})")
         procs.append(subprocess.Popen([sys.executable, "-c", joined, tags["cf"]], stdout=subprocess.PIPE, text=True,
                                       env=env))
         assert procs[1].stdout is not None
