@@ -287,7 +287,7 @@ def serve_status(router: Router, port: int) -> ThreadingHTTPServer:
             status = 200
             if self.path == "/health":
                 body, ctype = b"ok\n", "text/plain; charset=utf-8"
-            elif self.path.startswith(RUNTIME_PATH) and self.client_address[0] == "127.0.0.1":
+            elif urlsplit(self.path).path == RUNTIME_PATH and self.client_address[0] == "127.0.0.1":
                 status, body = router.set_runtime(urlsplit(self.path).query)
                 ctype = "application/json"
             elif self.path.startswith("/requests"):

@@ -142,6 +142,7 @@ def status() -> Iterator[tuple[Router, int]]:
 def test_the_router_status_port_switches_proxy_reading_for_the_container_only(status: tuple[Router, int]) -> None:
     r, port = status
     assert _get(port, "/harness/env?ROUTER_PROXY_PROTOCOL=true", source="127.0.0.2")[0] == 404
+    assert _get(port, "/harness/environ?ROUTER_PROXY_PROTOCOL=true")[0] == 404  # the path exactly
     assert not r.proxy_protocol
     assert _get(port, "/harness/env?ROUTER_PROXY_PROTOCOL=maybe")[0] == 400
     assert _get(port, "/harness/env?ROUTER_PROXY_PROTOCOL=true") == (200, b'{"proxy_protocol": true}')
