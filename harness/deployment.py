@@ -371,6 +371,14 @@ def _stop_probe(probe: Any) -> None:
 RUNTIME_PORTS = {"cc": 9022, "router": 8080}
 
 
+def _set_on(node: Node, url: str) -> None:
+    """GET one of ``node``'s harness endpoints that set something on it (from inside the node);
+    they answer JSON. Raises NodeStartError when it does not."""
+    taken, code, out = node.ask(url, lambda answer: answer.strip().startswith("{"))
+    if not taken:
+        raise NodeStartError(node.name, f"{url} to answer 200 (exit {code})", 1.5, out)
+
+
 def _all_at_once(steps: list[Callable[[], object]]) -> None:
     """Run independent start/stop steps in threads (container start-up is mostly waiting on the
     engine and on readiness lines); every step finishes before the first error is raised, so
@@ -608,10 +616,8 @@ class Deployment:
             node = self.nodes[name]
             if all(node.settings.get(key) == value for key, value in values.items()):
                 return
-            url = f"http://127.0.0.1:{RUNTIME_PORTS[node.role]}{RUNTIME_PATH}?{urlencode(sorted(values.items()))}"
-            taken, code, out = node.ask(url, lambda answer: answer.strip().startswith("{"))
-            if not taken:
-                raise NodeStartError(name, f"{url} to answer 200 (exit {code})", 1.5, out)
+            query = urlencode(sorted(values.items()))
+            _set_on(node, f"http://127.0.0.1:{RUNTIME_PORTS[node.role]}{RUNTIME_PATH}?{query}")
             node.settings.update(values)
 
         _all_at_once([functools.partial(put, name, values) for name, values in self.runtime_env().items()])
@@ -631,10 +637,7 @@ class Deployment:
         tc = self.nodes["tc"]
         if tc.settings.get("timings", "") == query:
             return
-        taken, code, out = tc.ask(f"http://127.0.0.1:8088{TIMINGS_PATH}?{query}",
-                                  lambda answer: answer.strip().startswith("{"))
-        if not taken:
-            raise NodeStartError("tc", f"{TIMINGS_PATH}?{query} to answer 200 (exit {code})", 1.5, out)
+        _set_on(tc, f"http://127.0.0.1:8088{TIMINGS_PATH}?{query}")
         tc.settings["timings"] = query
 
     def _start(self, name: str, role: str, image: str, command: list[str], *, env: dict[str, str] | None = None,

@@ -196,7 +196,7 @@ def _shared_reaper(config: pytest.Config) -> tuple[str, str] | None:
         try:
             image = reaper.ensure_reaper()
             address = reaper.shared_address() if image else None
-            config.stash[SHARED_REAPER] = (address, image) if address and image else None
+            config.stash[SHARED_REAPER] = (address, image) if address else None
         except Exception as exc:
             print(f"[harness] no shared reaper ({exc}); each worker starts its own", file=sys.stderr)
             config.stash[SHARED_REAPER] = None

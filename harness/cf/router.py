@@ -327,8 +327,8 @@ async def main() -> None:
     if pem := os.environ.get("ROUTER_TLS_PEM"):
         ctx = server_tls_context(pem, "/tmp/router.pem")
         tls_port = int(os.environ.get("ROUTER_TLS_PORT", "443"))
-        tls_server = proxytls.serve(tls_port, ctx, proxy_protocol=lambda: router.proxy_protocol, handler=router.handle_tls,
-                                    failed=router.tls_failed)
+        tls_server = proxytls.serve(tls_port, ctx, proxy_protocol=lambda: router.proxy_protocol,
+                                    handler=router.handle_tls, failed=router.tls_failed)
     log_event("router", "listening", port=port, tls_port=tls_port, status_port=status_port, routes=router.routes,
               proxy_protocol=router.proxy_protocol)
     await asyncio.gather(*(server.serve_forever() for server in servers), *([tls_server] if tls_port else []))

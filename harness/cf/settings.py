@@ -46,14 +46,18 @@ RUNTIME_FILE = "/tmp/harness-runtime.json"
 RUNTIME_PATH = "/harness/env"
 
 
+def _kept() -> dict[str, str]:
+    try:
+        with open(RUNTIME_FILE) as fh:
+            return dict(json.load(fh))
+    except FileNotFoundError:
+        return {}
+
+
 def load_runtime() -> None:
     """Put what the harness set before a restart back over the process's environment (at start,
     before the environment is read)."""
-    try:
-        with open(RUNTIME_FILE) as fh:
-            os.environ.update(json.load(fh))
-    except FileNotFoundError:
-        pass
+    os.environ.update(_kept())
 
 
 def set_runtime(query: str, allowed: dict[str, str]) -> dict[str, str] | str:
@@ -72,12 +76,8 @@ def set_runtime(query: str, allowed: dict[str, str]) -> dict[str, str] | str:
     for name, value in values.items():
         if not re.fullmatch(allowed[name], value):
             return f"{name}={value!r}: must match {allowed[name]}"
-    try:
-        with open(RUNTIME_FILE) as fh:
-            kept = json.load(fh)
-    except FileNotFoundError:
-        kept = {}
+    kept = {**_kept(), **values}
     with open(RUNTIME_FILE, "w") as fh:
-        json.dump({**kept, **values}, fh)
+        json.dump(kept, fh)
     os.environ.update(values)
     return values

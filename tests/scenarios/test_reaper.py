@@ -61,6 +61,12 @@ def test_ryuk_removes_a_killed_processs_containers_and_networks() -> None:
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait()
+    assert_gone(client, containers, network, reapers=(ryuk.id,))
+
+
+def assert_gone(client: docker.DockerClient, containers: list[str], network: str,
+                reapers: tuple[str, ...] = ()) -> None:
+    """Within 30 s of the kill -9 just done, the owner's containers, network (and ``reapers``) are gone."""
     killed = time.monotonic()
 
     def left() -> list[str]:
@@ -69,7 +75,8 @@ def test_ryuk_removes_a_killed_processs_containers_and_networks() -> None:
         return ([f"container {c['Id'][:12]}" for c in client.api.containers(all=True, filters={"id": containers})
                  if c["Id"] in containers]
                 + [f"network {n['Name']}" for n in client.api.networks(names=[network])]
-                + [f"reaper {c['Id'][:12]}" for c in client.api.containers(all=True, filters={"id": [ryuk.id]})])
+                + ([f"reaper {c['Id'][:12]}" for c in client.api.containers(all=True, filters={"id": list(reapers)})]
+                   if reapers else []))
 
     while (remaining := left()) and time.monotonic() - killed < scaled(30):
         time.sleep(0.5)
@@ -114,15 +121,7 @@ def test_workers_register_with_the_controllers_reaper_and_start_none_of_their_ow
         for proc in procs:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-    killed = time.monotonic()
-
-    def left() -> list[str]:
-        return ([f"container {c['Id'][:12]}" for c in client.api.containers(all=True, filters={"id": containers})
-                 if c["Id"] in containers] + [f"network {n['Name']}" for n in client.api.networks(names=[network])])
-
-    while (remaining := left()) and time.monotonic() - killed < scaled(30):
-        time.sleep(0.5)
-    assert not remaining, f"{time.monotonic() - killed:.0f} s after kill -9, still there: {remaining}"
+    assert_gone(client, containers, network)
 
 
 def test_reaper_removes_resources_of_a_dead_owner_only() -> None:

@@ -24,7 +24,7 @@ NAMES = ("ROUTER_PROXY_PROTOCOL", "CF_LOGGER_SCHEME", "CF_LOGGER_PORT", "CF_SYST
 
 
 @pytest.fixture(autouse=True)
-def runtime_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def runtime_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A file of this test's own; the environment the stand-ins read is restored afterwards."""
     path = tmp_path / "runtime.json"
     monkeypatch.setattr(settings, "RUNTIME_FILE", str(path))
