@@ -68,6 +68,28 @@ RUNTIME_SETTINGS = {"ROUTER_PROXY_PROTOCOL": "true|false"}
 HOSTNAME_MISMATCH = 62
 
 
+#: How long a connection whose first bytes cannot be parsed is read on for its attempt header. An LB
+#: in TCP mode sends its PROXY v2 header the moment the client connects, before the client's request
+#: (HAProxy connects to the server at accept): on a loaded machine the request came 0.2 s later, and
+#: a 400 recorded without the attempt id was not that attempt's evidence.
+ATTEMPT_WAIT_S = 2.0
+
+
+async def _until_attempt(reader: asyncio.StreamReader, raw: bytes) -> bytes:
+    """``raw`` and what follows it, until the attempt header, the end of a request head past a
+    PROXY v2 signature (whose 12 bytes begin with CRLF CRLF), the end of the stream or ATTEMPT_WAIT_S."""
+    deadline = asyncio.get_running_loop().time() + ATTEMPT_WAIT_S
+    while not ATTEMPT_RE.search(raw) and raw.find(b"\r\n\r\n", 12) == -1:
+        try:
+            chunk = await asyncio.wait_for(reader.read(65536), deadline - asyncio.get_running_loop().time())
+        except (TimeoutError, OSError):
+            break
+        if not chunk:
+            break
+        raw += chunk
+    return raw
+
+
 class Router:
     def __init__(self, name: str, routes: dict[str, str], proxy_protocol: bool,
                  backend_tls: dict[str, str] | None = None, backend_ca: str | None = None) -> None:
@@ -102,12 +124,7 @@ class Router:
                            tls: bool, buffered: bytes, error: str) -> None:
         """Record what could not be parsed (the first bytes say why: a PROXY v2 signature, a v1 line
         the router was not told to read) with the attempt id found in the raw bytes, then 400."""
-        raw = buffered
-        if not ATTEMPT_RE.search(raw):  # the attempt header may sit behind an unparseable prefix
-            try:
-                raw += await asyncio.wait_for(reader.read(65536), 0.2)
-            except (TimeoutError, OSError):
-                pass
+        raw = await _until_attempt(reader, buffered)
         found = ATTEMPT_RE.search(raw)
         record: dict[str, object] = {
             "router": self.name, "ts": time.time(), "peer": peer_ip, "tls": tls, "status": 400,
