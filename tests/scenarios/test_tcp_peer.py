@@ -32,9 +32,15 @@ from harness.witness import Evidence
 
 #: On by default; HARNESS_TCP_PEER=0 skips them (and their controls).
 ENABLED = os.environ.get("HARNESS_TCP_PEER", "1") != "0"
-pytestmark = [*(pytest.mark.topology(name) for name in ("http-upgrade", "tcp-same-port")),
-              # the three attempts run at once, up to the LB's stalled-client bound (HAProxy: ~2 min)
-              pytest.mark.waits(40, group="tcp-peer"),
+#: The LBs' idle timeout in these cells. What the zero-window check judges is the LB's own timer
+#: freeing a stalled client after the TC's cut, against the timeout it is configured with; at the
+#: topologies' 60 s the LBs held the Scapy groups 110-170 s (HAProxy in mode http runs two timers in
+#: turn), the longest waits of a qualification. 20 s still leaves the TC's 5 s slow-consumer cut well
+#: ahead of the LB's timer, so the LB's timer never ends the stream before the TC's cut does.
+LB_IDLE_S = 20
+pytestmark = [*(pytest.mark.topology(name, lb_idle=LB_IDLE_S) for name in ("http-upgrade", "tcp-same-port")),
+              # the three attempts run at once, up to the LB's stalled-client bound (HAProxy http: 2 x 20 s)
+              pytest.mark.waits(20, group="tcp-peer"),
               pytest.mark.skipif(not ENABLED, reason="Scapy-peer checks skipped: HARNESS_TCP_PEER=0")]
 #: The app whose stream an attempt reads, with the token allowed to read it. The zero-window flood
 #: goes to the other app, so attempts running at the same time do not share it.
