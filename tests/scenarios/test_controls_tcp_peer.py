@@ -11,10 +11,11 @@ import pytest
 
 from harness.deployment import Deployment
 from harness.outcomes import Observation, Outcome
-from tests.scenarios.test_tcp_peer import (APP, ENABLED, concurrently, half_close_attempt, segments_attempt,
-                                           zero_window_attempt)
+from tests.scenarios.test_tcp_peer import (APP, ENABLED, LB_IDLE_S, concurrently, half_close_attempt,
+                                           segments_attempt, zero_window_attempt)
 
-pytestmark = [pytest.mark.topology("tcp-same-port", driver="nginx"),
+#: The checks' own cell configuration (the LB's idle timeout as in test_tcp_peer).
+pytestmark = [pytest.mark.topology("tcp-same-port", driver="nginx", lb_idle=LB_IDLE_S),
               pytest.mark.skipif(not ENABLED, reason="Scapy-peer checks skipped: HARNESS_TCP_PEER=0")]
 
 
