@@ -5,10 +5,12 @@ cell's four controls run at once (``concurrently``): the one with a flood reads 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import drivers, topology
 from harness.deployment import Deployment
 from harness.outcomes import Observation, Outcome
 from tests.scenarios.test_tcp_peer import (APP, ENABLED, LB_IDLE_S, concurrently, half_close_attempt,
@@ -52,3 +54,27 @@ def test_a_client_that_never_half_closes_is_reported_still_open(deployment: Depl
     """tcp_peer_half_close: the same stream without the client's FIN -> still_open."""
     seen, facts = control(deployment, "hold")
     assert seen.outcome is Outcome.STILL_OPEN, (seen, facts)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The nginx template's line that makes send_timeout follow the idle timeout (see nginx.yaml).
+SEND_TIMEOUT_LINE = "    send_timeout {{ lb.idle_timeout | int }}s;\n"
+
+
+@pytest.mark.waits(45)
+@pytest.mark.xdist_group("tcp-peer-nginx-stock-send-timeout")
+@pytest.mark.skipif(not ENABLED, reason="Scapy-peer checks skipped: HARNESS_TCP_PEER=0")
+def test_nginx_with_its_stock_send_timeout_holds_a_stalled_client_past_its_idle_timeout(tmp_path: Path) -> None:
+    """tcp_peer_zero_window: nginx in mode http, idle timeout 20 s, but send_timeout left at its 60 s
+    default (the driver's template without its send_timeout line) -> lb_holds_connection: a client
+    that stops reading is timed by send_timeout, which is why the template sets it."""
+    template = (ROOT / "topologies/drivers/nginx.conf.j2").read_text()
+    assert SEND_TIMEOUT_LINE in template
+    (tmp_path / "stock.conf.j2").write_text(template.replace(SEND_TIMEOUT_LINE, ""))
+    spec = (ROOT / "topologies/drivers/nginx.yaml").read_text()
+    (tmp_path / "stock.yaml").write_text(spec.replace("name: nginx", "name: nginx-stock-send-timeout", 1)
+                                         .replace("template: nginx.conf.j2", "template: stock.conf.j2", 1))
+    topo = topology.load_all()["http-upgrade"].with_driver("nginx-stock-send-timeout").with_idle_timeout(LB_IDLE_S)
+    with Deployment(topo, drivers.load_all(tmp_path), results_dir=tmp_path) as dep:
+        seen, facts = zero_window_attempt(dep, "zerowindow")
+    assert seen.outcome is Outcome.LB_HOLDS_CONNECTION, (seen, facts)
