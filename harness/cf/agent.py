@@ -22,6 +22,7 @@ as curl does.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -109,6 +110,10 @@ class Agent:
             preload()
             self.preloaded = True
         read_end, write_end = os.pipe()
+        # The child's collector then leaves the agent's (preloaded) objects alone: without it, its
+        # first collection writes to every one of them and copies their pages (Python's gc docs,
+        # gc.freeze: "avoiding unnecessary copy-on-write in child processes").
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)

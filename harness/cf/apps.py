@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from websockets.asyncio.client import connect
 
+from harness.cf.sending import send_frames
 from harness.cf.settings import log_event
 from harness.protocol import envelope, frames
 
@@ -59,8 +60,6 @@ async def emit(doppler_url: str, app_id: str, count: int, rate: float, start: in
 
     Each envelope is its own WebSocket message; the ones due at the same moment are written together
     (one flush), so the emitter keeps up with the pace instead of paying a round of the event loop each."""
-    from harness.cf.trafficcontroller import send_frames
-
     padding = "x" * size
     began = time.monotonic()
     sent = 0

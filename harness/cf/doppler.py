@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from harness.cf.settings import env_float, log_event
-from harness.cf.trafficcontroller import send_frames
+from harness.cf.sending import send_frames
 from harness.protocol import envelope, multipart
 
 RECENT_PER_APP = 1000

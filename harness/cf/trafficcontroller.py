@@ -30,6 +30,7 @@ from websockets.http11 import Request, Response
 
 from harness.cf import frames
 from harness.cf.httpcall import call
+from harness.cf.sending import send_frames
 from harness.cf.settings import env_float, log_event, server_tls_context
 from harness.protocol import auth, handshake, multipart
 
@@ -44,14 +45,6 @@ EVENTS_PATH = "/harness/events"
 #: The foundation generation this TC emulates (``harness.profiles``): ``GET /harness/profile?set=current``
 #: switches it; read from inside the TC container only, like the events.
 PROFILE_PATH = "/harness/profile"
-
-
-async def send_frames(ws: ServerConnection | ClientConnection, messages: list[bytes]) -> None:
-    """One binary message per envelope (what noaa reads), written to the socket together: websockets'
-    ``send_context`` (documented for user code) frames each and flushes once, with flow control."""
-    async with ws.send_context():
-        for message in messages:
-            ws.protocol.send_binary(message)
 
 
 def closed_by(ws: ServerConnection) -> str:
