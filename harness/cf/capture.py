@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+from typing import Any
 
 from harness.cf.settings import log_event
 
@@ -145,16 +146,32 @@ def _send_marker(sock: socket.socket, iface: str) -> None:
 def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
     """Reset the stream on ``port`` from this end: a RST to the peer whose sequence number is
     exactly what the peer expects next (its last ACK), so RFC 5961 checks accept it. (A RST spoofed
-    towards this namespace itself would arrive on loopback with a foreign source: a martian.)"""
+    towards this namespace itself would arrive on loopback with a foreign source: a martian.)
+
+    The RST goes out at a quiet moment: just after this end acknowledged everything the peer had
+    sent. A segment the peer sent just before the RST would otherwise reach this end after the
+    peer's socket is gone; its ACK then draws the peer kernel's RST, and this end learns of the reset
+    without any keepalive (seen in CI: noaa's no-keepalive control learned 0.4 s after the RST)."""
     # The layers and functions used, not ``scapy.all`` (that loads every layer: ~0.75 s more CPU).
     from scapy.layers.inet import IP, TCP
     from scapy.sendrecv import AsyncSniffer, send
 
-    last: dict[tuple[str, int], object] = {}
+    peer: dict[tuple[str, int], Any] = {}  # this end's (address, port) -> the peer's latest segment to it
+    data_end: dict[tuple[str, int], int] = {}  # -> the sequence number after the peer's last data byte
+    quiet: dict[tuple[str, int], bool] = {}  # -> this end has acknowledged all the peer's data since
 
-    def keep(pkt: object) -> None:
-        if TCP in pkt and pkt[TCP].sport == port:  # type: ignore[index,operator]
-            last[(pkt[IP].dst, pkt[TCP].dport)] = pkt  # type: ignore[index]
+    def keep(pkt: Any) -> None:
+        if TCP not in pkt:
+            return
+        if pkt[TCP].sport == port:
+            key = (pkt[IP].dst, pkt[TCP].dport)
+            peer.pop(key, None)  # re-inserted last: the most recent stream comes last
+            peer[key] = pkt
+            if length := len(bytes(pkt[TCP].payload)):
+                data_end[key], quiet[key] = (pkt[TCP].seq + length) % (1 << 32), False
+            quiet.setdefault(key, True)
+        elif pkt[TCP].dport == port and (key := (pkt[IP].src, pkt[TCP].sport)) in data_end:
+            quiet[key] = (pkt[TCP].ack - data_end[key]) % (1 << 32) < (1 << 31)  # all of it acknowledged
 
     sniffer = AsyncSniffer(iface=interfaces(), prn=keep, store=False)
     sniffer.start()
@@ -163,23 +180,33 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
     # ``after`` counts from the stream's first packet, not from now: a client slow to start (a busy
     # machine) must still be reset mid-stream, not find the injector already given up
     deadline = time.monotonic() + 30
-    while not last and time.monotonic() < deadline:
+    while not peer and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(after)
-    sniffer.stop()
-    if not last:
+    if not peer:
+        sniffer.stop()
         print(json.dumps({"event": "result", "injected": None, "error": f"no packets from port {port}"}), flush=True)
         return
-    pkt = list(last.values())[-1]
-    seg = pkt[TCP]  # type: ignore[index]
+    key = list(peer)[-1]
+    waited = time.monotonic() + QUIET_WAIT_S
+    while not quiet.get(key) and time.monotonic() < waited:
+        time.sleep(0.001)
+    pkt, was_quiet = peer[key], bool(quiet.get(key))
+    seg = pkt[TCP]
     # seq_offset != 0 is the negative control: a RST outside the peer's window, which it must drop.
     seq = (seg.ack + seq_offset) % (1 << 32)
-    rst = IP(src=pkt[IP].dst, dst=pkt[IP].src) / TCP(sport=seg.dport, dport=seg.sport, flags="R", seq=seq)  # type: ignore[index]
+    rst = IP(src=pkt[IP].dst, dst=pkt[IP].src) / TCP(sport=seg.dport, dport=seg.sport, flags="R", seq=seq)
     send(rst, verbose=False)
-    print(json.dumps({"event": "result", "injected": {"src": f"{pkt[IP].dst}:{seg.dport}",  # type: ignore[index]
+    sniffer.stop()
+    print(json.dumps({"event": "result", "injected": {"src": f"{pkt[IP].dst}:{seg.dport}",
                                                       "dst": f"{pkt[IP].src}:{seg.sport}", "seq": seq,
-                                                      "in_window": seq_offset == 0}}),  # type: ignore[index]
+                                                      "in_window": seq_offset == 0, "quiet": was_quiet}}),
           flush=True)
+
+
+#: How long the injector waits for a quiet moment (everything the peer sent acknowledged) before it
+#: sends the RST anyway; at noaa's 20 envelopes/s there is one every 50 ms.
+QUIET_WAIT_S = 1.0
 
 
 def main(argv: list[str]) -> None:
