@@ -169,7 +169,7 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
             peer[key] = pkt
             if length := len(bytes(pkt[TCP].payload)):
                 data_end[key], quiet[key] = (pkt[TCP].seq + length) % (1 << 32), False
-            quiet.setdefault(key, True)
+            quiet.setdefault(key, True)  # no data from the peer yet: nothing of it can be in flight
         elif pkt[TCP].dport == port and (key := (pkt[IP].src, pkt[TCP].sport)) in data_end:
             quiet[key] = (pkt[TCP].ack - data_end[key]) % (1 << 32) < (1 << 31)  # all of it acknowledged
 
