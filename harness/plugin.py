@@ -178,6 +178,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (the default here): groups dealt one test ahead (``scheduling.OneAhead``)."""
+    return scheduling.OneAhead(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist (controller side): every worker writes into this run's folder and registers with the
     controller's reaper (``harness.reaper.join_shared``)."""

@@ -8,13 +8,17 @@ i.e. another copy of its cell on whichever worker is free (with cell sharing tha
 and a client). Groups then go out longest first (the classic longest-processing-time rule): xdist's
 own order is by number of tests, which put a 3-test group that waits two minutes at the very end.
 
-Pure: the plugin turns pytest items into ``Unit``s and applies the result.
+``Unit``, ``weights`` and ``longest_first`` are pure: the plugin turns pytest items into ``Unit``s
+and applies the result. ``OneAhead`` is the xdist scheduler that deals the groups in that order.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
+
+from xdist.scheduler import LoadGroupScheduling
 
 #: Estimated seconds of a cell's bring-up and of a test that declares no wait (measured: a cell's
 #: bring-up 1.5-5 s, the median test 0.3-4 s).
@@ -66,3 +70,24 @@ def longest_first(units: list[Unit]) -> list[int]:
         return -weight[unit_key], first[unit_key], i
 
     return sorted(range(len(units)), key=key)
+
+
+class OneAhead(LoadGroupScheduling):
+    """xdist's ``loadgroup``, but a worker gets its next group only when it is down to its last test.
+
+    xdist tops a worker up whenever it has two tests or fewer pending (``_reschedule`` in
+    pytest-dev/pytest-xdist, src/xdist/scheduler/loadscope.py), so a worker on a group of one test
+    (noaa's 50 s wait) took the next two groups at once and kept them while other workers ran dry:
+    one worker chained a tcp-peer group, two noaa groups and a keepalive group, and ended the run
+    alone. A worker needs one test ahead (pytest tears a test's fixtures down knowing the next), so
+    that is all it is given; groups then go to whichever worker is free, in ``longest_first`` order."""
+
+    def _reschedule(self, node: Any) -> None:
+        if node.shutting_down:
+            return
+        if not self.workqueue:
+            node.shutdown()
+            return
+        if self._pending_of(self.assigned_work[node]) > 1:
+            return
+        self._assign_work_unit(node)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from harness.scheduling import BRING_UP_S, DEFAULT_S, Unit, group_of, longest_first, weights
+import pytest
+from xdist.scheduler import LoadGroupScheduling
+
+from harness.scheduling import BRING_UP_S, DEFAULT_S, OneAhead, Unit, group_of, longest_first, weights
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +43,50 @@ def test_tests_without_a_cell_that_share_a_group_go_out_as_one() -> None:
 def test_ties_keep_the_order_of_collection() -> None:
     units = [Unit("b", cell="b"), Unit("a", cell="a")]
     assert longest_first(units) == [0, 1]
+
+
+class _Node:
+    """What xdist's scheduler calls on a worker: the tests it is sent, and its shutdown."""
+
+    def __init__(self, name: str) -> None:
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.shutting_down = False
+        self.sent: list[list[int]] = []
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.append(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def _scheduler(kind: type, collection: list[str], workers: int) -> tuple[Any, list[_Node]]:
+    option = type("Option", (), {"loadscopereorder": False})()
+    config = type("Config", (), {"option": option, "getvalue": lambda self, name: [f"{workers}*popen"]})()
+    sched = kind(config)
+    nodes = [_Node(f"gw{i}") for i in range(workers)]
+    for node in nodes:
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    return sched, nodes
+
+
+COLLECTION = ["t::noaa@a~noaa", "t::x1@b", "t::x2@b", "t::x3@b", "t::y1@c", "t::y2@c", "t::z1@d", "t::z2@d"]
+
+
+def test_a_worker_gets_its_next_group_on_its_last_test_not_before() -> None:
+    sched, (first, second) = _scheduler(OneAhead, COLLECTION, 2)
+    assert first.sent == [[0], [4, 5]]  # a one-test group needs one test ahead: the next group
+    assert second.sent == [[1, 2, 3]]
+    sched.mark_test_complete(second, 1)
+    assert second.sent == [[1, 2, 3]]  # two tests left: nothing more yet
+    sched.mark_test_complete(second, 2)
+    assert second.sent == [[1, 2, 3], [6, 7]]  # on its last test: the next group
+
+
+def test_xdists_own_loadgroup_deals_a_group_two_tests_early() -> None:
+    """The control: what ``OneAhead`` changes (xdist tops up at two pending tests)."""
+    sched, (_, second) = _scheduler(LoadGroupScheduling, COLLECTION, 2)
+    sched.mark_test_complete(second, 1)
+    assert second.sent == [[1, 2, 3], [6, 7]]
