@@ -319,6 +319,16 @@ def _remove_node(node: Node) -> None:
 PORT_CLASH_RETRIES = 3
 
 
+#: CPU weight of an LB's container (Docker's default is 1024). A real LB runs on hardware of its own;
+#: here it shares two cores with a dozen CF sides, and a starved LB is slow in ways no real one is:
+#: the ELB-like LB wrote its PROXY line more than 100 ms after the router accepted (gorouter's PROXY
+#: header timeout, ``harness.protocol.proxy_protocol``), the router then read the TLS ClientHello as
+#: plain and the cell failed (seen in CI). Measured against 40 busy containers, 200 connections
+#: through the ELB-like LB, accept-to-PROXY-line at the backend: at 1024 p99 99-160 ms, max 195 ms,
+#: 5 over 100 ms; at 8192 p99 8-10 ms, max 18 ms, none over 20 ms.
+LB_CPU_SHARES = 8192
+
+
 def _start_container(container: DockerContainer, *, retry_port_clash: bool) -> None:
     """testcontainers' start, and for a container with published ports, the start again on a port clash."""
     try:
@@ -656,6 +666,8 @@ class Deployment:
             kwargs["cap_add"] = ["NET_ADMIN"]
         if extra_hosts:
             kwargs["extra_hosts"] = extra_hosts
+        if role == "lb":
+            kwargs["cpu_shares"] = LB_CPU_SHARES
         container = (DockerContainer(image)
                      .with_name(f"hx-{self.uid}-{name}")
                      .with_command(command)
