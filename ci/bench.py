@@ -15,7 +15,14 @@
    out, its log lines about limits are printed.
 5. With ``BENCH_MATRIX=N``: the wall time of the whole qualification matrix (``ci/qualify``'s pytest
    run, images warm), N runs one after another, against the goal of 4 minutes on 2 cores. The
-   median is judged: the same tree ran 277-321 s from one run to the next on this machine.
+   median is judged: the same tree ran 277-321 s from one run to the next on this machine. Each
+   run's machine-wide busy CPU and utilization (busy / (cores x wall)) say which lever is left:
+   less CPU, or fewer idle cores.
+6. What the matrix's CPU is made of, machine-wide (every container, the engine, the kernel): a CF
+   side's bring-up and removal, a cell switch on a kept CF side (new LB and edge network, the client
+   moved), one ``test_logs``-shaped attempt (stream, emit, the witness's evidence) with each node's
+   share, and a 10-million-step Python loop, the machine's own speed at that moment (it moves by
+   +-20 % here within minutes, and every figure above with it).
 
 Run: ``.venv/bin/python ci/bench.py`` (after ``bash ci/setup``). Prints a table; writes
 results/bench.json.
@@ -36,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import drivers, images, reaper, tls, topology  # noqa: E402
 
 reaper.configure_testcontainers()  # the harness's Ryuk-compatible reaper, as in a pytest run
-from harness.deployment import APP_GUID, TOKENS, Deployment  # noqa: E402
+from harness.deployment import APP_GUID, TOKENS, Deployment, Succession  # noqa: E402
 
 N = int(os.environ.get("BENCH_ENVELOPES", "10000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -194,6 +201,85 @@ def concurrency(topology_name: str, driver: str, endpoint_port: int) -> dict[str
                 "lb_limit_lines": limits[:3]}
 
 
+def busy_cpu_s() -> float:
+    """Machine-wide busy CPU seconds so far (``/proc/stat``: all but idle and iowait)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def loop_s() -> float:
+    """Seconds for a fixed 10-million-step Python loop: this machine's speed right now."""
+    start, total = time.monotonic(), 0
+    for i in range(10_000_000):
+        total += i
+    return round(time.monotonic() - start, 2)
+
+
+def matrix_run() -> dict[str, float]:
+    """One matrix run: wall time, machine-wide busy CPU, and how busy the cores were."""
+    busy, wall = busy_cpu_s(), matrix_wall_s()
+    cpu = busy_cpu_s() - busy
+    return {"wall_s": round(wall, 1), "busy_cpu_s": round(cpu), "utilization": round(cpu / ((os.cpu_count() or 1) * wall), 3)}
+
+
+def node_cpu_s(dep: Deployment) -> dict[str, float]:
+    """CPU time used so far by each node's container (cgroup accounting through the engine's API)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def used(node: Any) -> float:
+        stats = node.docker.client.api.stats(node.docker.id, stream=False, one_shot=True)
+        return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
+
+    with ThreadPoolExecutor(len(dep.nodes)) as pool:
+        return dict(zip(dep.nodes, pool.map(used, dep.nodes.values())))
+
+
+def logs_attempt(dep: Deployment) -> None:
+    """What ``test_logs`` does: a stream, an emission, the witness's evidence of that attempt."""
+    run = dep.stream_logs("dev", 10, timeout=60)
+    if run.wait_event("connected", 15):
+        dep.emit(10)
+    ev = dep.evidence(run, run.result(90))
+    if (ev.client.get("delivery") or {}).get("unique") != 10:
+        raise RuntimeError(f"bench attempt lost envelopes: {ev.client}")
+
+
+def unit_costs(attempts: int = 20, switches: int = 12) -> dict[str, Any]:
+    """Machine-wide busy CPU seconds per CF side (bring-up + removal), per cell switch, per attempt."""
+    tops, drv = topology.load_all(), drivers.load_all()
+    cells = [tops[t].with_driver(d) for t, d in (("http-upgrade", "nginx"), ("tcp-same-port", "nginx"),
+                                                   ("http-upgrade", "haproxy"), ("tcp-same-port", "haproxy"))]
+    sides = []
+    for _ in range(2):
+        before = busy_cpu_s()
+        with Deployment(cells[0], drv):
+            pass
+        sides.append(busy_cpu_s() - before)
+    succession = Succession()
+    try:
+        dep = succession.enter(Deployment(cells[0], drv))
+        for _ in range(3):
+            logs_attempt(dep)
+        nodes_before, before = node_cpu_s(dep), busy_cpu_s()
+        for _ in range(attempts):
+            logs_attempt(dep)
+        nodes_after, per_attempt = node_cpu_s(dep), (busy_cpu_s() - before) / attempts
+        before = busy_cpu_s()
+        for i in range(switches):
+            succession.enter(Deployment(cells[(i + 1) % len(cells)], drv))
+        per_switch = (busy_cpu_s() - before) / switches
+    finally:
+        succession.close()
+    share = {name: round((nodes_after[name] - nodes_before[name]) * 1000 / attempts, 1) for name in nodes_after}
+    return {"cf_side_up_and_down_cpu_s": round(statistics.median(sides), 2), "cell_switch_cpu_s": round(per_switch, 2),
+            "logs_attempt_cpu_ms": round(per_attempt * 1000, 1),
+            "logs_attempt_node_cpu_ms": dict(sorted(share.items(), key=lambda kv: -kv[1])),
+            "python_loop_10M_s": loop_s(),
+            "note": "machine-wide busy CPU (/proc/stat), so the engine and the kernel are in; the attempt is "
+                    "test_logs' (10 envelopes, the witness's evidence), 'logs_attempt_node_cpu_ms' each "
+                    "container's share of it"}
+
+
 def matrix_wall_s() -> float:
     """The qualification matrix as ``ci/qualify`` runs it (warm images), wall time in seconds."""
     files = [line.strip().rstrip("\\").strip() for line in Path("ci/qualify").read_text().splitlines()
@@ -207,8 +293,9 @@ def matrix_wall_s() -> float:
 
 def main() -> int:
     reaper.reap()
-    matrix_runs = [matrix_wall_s() for _ in range(int(os.environ.get("BENCH_MATRIX") or 0))]
-    matrix = statistics.median(matrix_runs) if matrix_runs else None
+    loop_before = loop_s()
+    matrix_runs = [matrix_run() for _ in range(int(os.environ.get("BENCH_MATRIX") or 0))]
+    matrix = statistics.median(r["wall_s"] for r in matrix_runs) if matrix_runs else None
     images.ensure_images(["cf", "nginx"])
     harness_s = [harness_bringup() for _ in range(ROUNDS)]
     raw_s = [raw_bringup() for _ in range(ROUNDS)]
@@ -222,6 +309,7 @@ def main() -> int:
             paced_direct.append(stream(dep, "app", "ws://tc:8088", rate=PACED))
         doppler_rate = [stream(dep, "client", f"ws://{topo.fqdn('doppler')}:80", rate=DOPPLER_RATE)
                         for _ in range(ROUNDS)]
+    costs = unit_costs()
     crowds = [concurrency("http-upgrade", "nginx", 80), concurrency("http-upgrade", "haproxy", 80),
               concurrency("tcp-same-port", "elb", 80)] if STREAMS else []
 
@@ -235,8 +323,9 @@ def main() -> int:
 
     out = {
         "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
-        "matrix_wall_s": {"measured": matrix, "runs": [round(r, 1) for r in matrix_runs], "goal": 240,
-                          "ratio_to_goal": matrix / 240 if matrix else None},
+        "matrix_wall_s": {"measured": matrix, "runs": matrix_runs, "goal": 240,
+                          "ratio_to_goal": matrix / 240 if matrix else None, "python_loop_10M_s_before": loop_before},
+        "matrix_cpu_made_of": costs,
         "rounds": ROUNDS, "envelopes": N,
         "bringup_s": {"harness": med(harness_s), "raw_docker_run": med(raw_s), "ratio": med(harness_s) / med(raw_s),
                       "goal_ratio": 1.5},
