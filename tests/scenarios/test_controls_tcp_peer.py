@@ -78,3 +78,26 @@ def test_nginx_with_its_stock_send_timeout_holds_a_stalled_client_past_its_idle_
     with Deployment(topo, drivers.load_all(tmp_path), results_dir=tmp_path) as dep:
         seen, facts = zero_window_attempt(dep, "zerowindow")
     assert seen.outcome is Outcome.LB_HOLDS_CONNECTION, (seen, facts)
+
+
+#: The Varnish template's half of varnishd's two timers on a stalled piped client (see varnish.yaml).
+IDLE_SEND_PARAM = " -p idle_send_timeout={{ lb.idle_timeout | int }}"
+
+
+@pytest.mark.waits(45)
+@pytest.mark.xdist_group("tcp-peer-varnish-stock-idle-send-timeout")
+@pytest.mark.skipif(not ENABLED, reason="Scapy-peer checks skipped: HARNESS_TCP_PEER=0")
+def test_varnish_with_its_stock_idle_send_timeout_holds_a_stalled_client_past_its_idle_timeout(tmp_path: Path) -> None:
+    """tcp_peer_zero_window: Varnish piping the stream, pipe_timeout 20 s, but idle_send_timeout left
+    at its 60 s default (the driver's template without it) -> lb_holds_connection: a write blocked on
+    a client that reads nothing is timed by idle_send_timeout, which is why the template sets it."""
+    template = (ROOT / "topologies/drivers/varnish.vcl.j2").read_text()
+    assert IDLE_SEND_PARAM in template
+    (tmp_path / "stock.vcl.j2").write_text(template.replace(IDLE_SEND_PARAM, ""))
+    spec = (ROOT / "topologies/drivers/varnish.yaml").read_text()
+    (tmp_path / "stock.yaml").write_text(spec.replace("name: varnish", "name: varnish-stock-idle-send", 1)
+                                         .replace("template: varnish.vcl.j2", "template: stock.vcl.j2", 1))
+    topo = topology.load_all()["http-upgrade"].with_driver("varnish-stock-idle-send").with_idle_timeout(LB_IDLE_S)
+    with Deployment(topo, drivers.load_all(tmp_path), results_dir=tmp_path) as dep:
+        seen, facts = zero_window_attempt(dep, "zerowindow")
+    assert seen.outcome is Outcome.LB_HOLDS_CONNECTION, (seen, facts)
