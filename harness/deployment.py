@@ -323,9 +323,9 @@ PORT_CLASH_RETRIES = 3
 #: here it shares two cores with a dozen CF sides, and a starved LB is slow in ways no real one is:
 #: the ELB-like LB wrote its PROXY line more than 100 ms after the router accepted (gorouter's PROXY
 #: header timeout, ``harness.protocol.proxy_protocol``), the router then read the TLS ClientHello as
-#: plain and the cell failed (seen in CI). Measured against 40 busy containers, 200 connections
-#: through the ELB-like LB, accept-to-PROXY-line at the backend: at 1024 p99 99-160 ms, max 195 ms,
-#: 5 over 100 ms; at 8192 p99 8-10 ms, max 18 ms, none over 20 ms.
+#: plain and the cell failed (seen in CI). ``ci/proxy_race.py`` (40 busy containers, 200 connections
+#: through the ELB-like LB, accept to PROXY line at the backend), four rounds: at 1024 p99 48-160 ms,
+#: max 195 ms, once 5 of 200 over 100 ms; at 8192 p99 6-10 ms, max 18 ms.
 LB_CPU_SHARES = 8192
 
 
