@@ -59,6 +59,22 @@ def test_a_client_that_never_half_closes_is_reported_still_open(deployment: Depl
 ROOT = Path(__file__).resolve().parents[2]
 #: The nginx template's line that makes send_timeout follow the idle timeout (see nginx.yaml).
 SEND_TIMEOUT_LINE = "    send_timeout {{ lb.idle_timeout | int }}s;\n"
+#: The Varnish template's half of varnishd's two timers on a stalled piped client (see varnish.yaml).
+IDLE_SEND_PARAM = " -p idle_send_timeout={{ lb.idle_timeout | int }}"
+
+
+def stock_zero_window(tmp_path: Path, driver: str, template: str, setting: str) -> tuple[Observation, dict[str, Any]]:
+    """tcp_peer_zero_window through ``driver`` at LB idle LB_IDLE_S, its template without ``setting``
+    (the LB's default for it then holds): a copy of the driver, ``<driver>-stock``, in ``tmp_path``."""
+    text = (ROOT / "topologies/drivers" / template).read_text()
+    assert setting in text
+    (tmp_path / f"stock-{template}").write_text(text.replace(setting, ""))
+    spec = (ROOT / f"topologies/drivers/{driver}.yaml").read_text()
+    (tmp_path / "stock.yaml").write_text(spec.replace(f"name: {driver}", f"name: {driver}-stock", 1)
+                                         .replace(f"template: {template}", f"template: stock-{template}", 1))
+    topo = topology.load_all()["http-upgrade"].with_driver(f"{driver}-stock").with_idle_timeout(LB_IDLE_S)
+    with Deployment(topo, drivers.load_all(tmp_path), results_dir=tmp_path) as dep:
+        return zero_window_attempt(dep, "zerowindow")
 
 
 @pytest.mark.waits(45)
@@ -68,20 +84,8 @@ def test_nginx_with_its_stock_send_timeout_holds_a_stalled_client_past_its_idle_
     """tcp_peer_zero_window: nginx in mode http, idle timeout 20 s, but send_timeout left at its 60 s
     default (the driver's template without its send_timeout line) -> lb_holds_connection: a client
     that stops reading is timed by send_timeout, which is why the template sets it."""
-    template = (ROOT / "topologies/drivers/nginx.conf.j2").read_text()
-    assert SEND_TIMEOUT_LINE in template
-    (tmp_path / "stock.conf.j2").write_text(template.replace(SEND_TIMEOUT_LINE, ""))
-    spec = (ROOT / "topologies/drivers/nginx.yaml").read_text()
-    (tmp_path / "stock.yaml").write_text(spec.replace("name: nginx", "name: nginx-stock-send-timeout", 1)
-                                         .replace("template: nginx.conf.j2", "template: stock.conf.j2", 1))
-    topo = topology.load_all()["http-upgrade"].with_driver("nginx-stock-send-timeout").with_idle_timeout(LB_IDLE_S)
-    with Deployment(topo, drivers.load_all(tmp_path), results_dir=tmp_path) as dep:
-        seen, facts = zero_window_attempt(dep, "zerowindow")
+    seen, facts = stock_zero_window(tmp_path, "nginx", "nginx.conf.j2", SEND_TIMEOUT_LINE)
     assert seen.outcome is Outcome.LB_HOLDS_CONNECTION, (seen, facts)
-
-
-#: The Varnish template's half of varnishd's two timers on a stalled piped client (see varnish.yaml).
-IDLE_SEND_PARAM = " -p idle_send_timeout={{ lb.idle_timeout | int }}"
 
 
 @pytest.mark.waits(45)
@@ -91,13 +95,5 @@ def test_varnish_with_its_stock_idle_send_timeout_holds_a_stalled_client_past_it
     """tcp_peer_zero_window: Varnish piping the stream, pipe_timeout 20 s, but idle_send_timeout left
     at its 60 s default (the driver's template without it) -> lb_holds_connection: a write blocked on
     a client that reads nothing is timed by idle_send_timeout, which is why the template sets it."""
-    template = (ROOT / "topologies/drivers/varnish.vcl.j2").read_text()
-    assert IDLE_SEND_PARAM in template
-    (tmp_path / "stock.vcl.j2").write_text(template.replace(IDLE_SEND_PARAM, ""))
-    spec = (ROOT / "topologies/drivers/varnish.yaml").read_text()
-    (tmp_path / "stock.yaml").write_text(spec.replace("name: varnish", "name: varnish-stock-idle-send", 1)
-                                         .replace("template: varnish.vcl.j2", "template: stock.vcl.j2", 1))
-    topo = topology.load_all()["http-upgrade"].with_driver("varnish-stock-idle-send").with_idle_timeout(LB_IDLE_S)
-    with Deployment(topo, drivers.load_all(tmp_path), results_dir=tmp_path) as dep:
-        seen, facts = zero_window_attempt(dep, "zerowindow")
+    seen, facts = stock_zero_window(tmp_path, "varnish", "varnish.vcl.j2", IDLE_SEND_PARAM)
     assert seen.outcome is Outcome.LB_HOLDS_CONNECTION, (seen, facts)
