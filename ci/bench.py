@@ -126,9 +126,10 @@ def _tick(deadline: float, name: str) -> None:
     time.sleep(0.05)
 
 
-def cpu_seconds(dep: Deployment) -> dict[str, float]:
-    """CPU time used so far by each hop's container (cgroup accounting through the engine's API),
-    read at once (``one_shot``: no second sample; all containers in parallel, so the windows match)."""
+def cpu_seconds(dep: Deployment, names: tuple[str, ...] = HOPS) -> dict[str, float]:
+    """CPU time used so far by each named node's container (cgroup accounting through the engine's
+    API), read at once (``one_shot``: no second sample; all containers in parallel, so the windows
+    match). By default the hops of the log path."""
     from concurrent.futures import ThreadPoolExecutor
 
     def used(name: str) -> float:
@@ -136,7 +137,7 @@ def cpu_seconds(dep: Deployment) -> dict[str, float]:
         stats = node.client.api.stats(node.id, stream=False, one_shot=True)
         return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
 
-    names = [n for n in HOPS if n in dep.nodes]
+    names = [n for n in names if n in dep.nodes]
     with ThreadPoolExecutor(len(names)) as pool:
         return dict(zip(names, pool.map(used, names)))
 
@@ -219,19 +220,8 @@ def matrix_run() -> dict[str, float]:
     """One matrix run: wall time, machine-wide busy CPU, and how busy the cores were."""
     busy, wall = busy_cpu_s(), matrix_wall_s()
     cpu = busy_cpu_s() - busy
-    return {"wall_s": round(wall, 1), "busy_cpu_s": round(cpu), "utilization": round(cpu / ((os.cpu_count() or 1) * wall), 3)}
-
-
-def node_cpu_s(dep: Deployment) -> dict[str, float]:
-    """CPU time used so far by each node's container (cgroup accounting through the engine's API)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def used(node: Any) -> float:
-        stats = node.docker.client.api.stats(node.docker.id, stream=False, one_shot=True)
-        return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
-
-    with ThreadPoolExecutor(len(dep.nodes)) as pool:
-        return dict(zip(dep.nodes, pool.map(used, dep.nodes.values())))
+    cores = os.cpu_count() or 1
+    return {"wall_s": round(wall, 1), "busy_cpu_s": round(cpu), "utilization": round(cpu / (cores * wall), 3)}
 
 
 def logs_attempt(dep: Deployment) -> None:
@@ -260,10 +250,10 @@ def unit_costs(attempts: int = 20, switches: int = 12) -> dict[str, Any]:
         dep = succession.enter(Deployment(cells[0], drv))
         for _ in range(3):
             logs_attempt(dep)
-        nodes_before, before = node_cpu_s(dep), busy_cpu_s()
+        nodes_before, before = cpu_seconds(dep, tuple(dep.nodes)), busy_cpu_s()
         for _ in range(attempts):
             logs_attempt(dep)
-        nodes_after, per_attempt = node_cpu_s(dep), (busy_cpu_s() - before) / attempts
+        nodes_after, per_attempt = cpu_seconds(dep, tuple(dep.nodes)), (busy_cpu_s() - before) / attempts
         before = busy_cpu_s()
         for i in range(switches):
             succession.enter(Deployment(cells[(i + 1) % len(cells)], drv))

@@ -79,8 +79,9 @@ class OneAhead(LoadGroupScheduling):
     pytest-dev/pytest-xdist, src/xdist/scheduler/loadscope.py), so a worker on a group of one test
     (noaa's 50 s wait) took the next two groups at once and kept them while other workers ran dry:
     one worker ran a tcp-peer group, two noaa groups and a keepalive group back to back (244 s of
-    the run's 256). A worker needs one test ahead (pytest tears a test's fixtures down knowing the next), so
-    that is all it is given; groups then go to whichever worker is free, in ``longest_first`` order."""
+    the run's 256). A worker needs one test ahead (pytest tears a test's fixtures down knowing the
+    next), so that is all it is given; groups then go to whichever worker is free, in
+    ``longest_first`` order."""
 
     def _reschedule(self, node: Any) -> None:
         if node.shutting_down:
