@@ -29,14 +29,20 @@ DONE = "done"
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
+#: byte -> its letter of ALPHABET (``bytes.translate``: the whole pattern in one C call)
+_LETTERS = bytes(ALPHABET[b % len(ALPHABET)] for b in range(256))
+
+
 def pattern(seed: str, size: int) -> bytes:
     """``size`` bytes that depend on ``seed`` and on every position: a dropped, repeated or shifted
-    chunk changes them (a run of one letter would hide a shifted chunk)."""
-    out, block = bytearray(), hashlib.sha256(seed.encode()).digest()
-    while len(out) < size:
+    chunk changes them (a run of one letter would hide a shifted chunk). A chain of SHA-256 blocks
+    mapped to letters; mapped by ``translate`` rather than byte by byte in Python, which was ~6x
+    slower (6 ms for a 60 KB line) and ran in the TC, the client and the judge of every frame check."""
+    blocks, block = [], hashlib.sha256(seed.encode()).digest()
+    for _ in range(-(-size // len(block))):
         block = hashlib.sha256(block).digest()
-        out += bytes(ALPHABET[b % len(ALPHABET)] for b in block)
-    return bytes(out[:size])
+        blocks.append(block)
+    return b"".join(blocks)[:size].translate(_LETTERS)
 
 
 def log_line(seq: int, size: int = MAX_LOG_LINE) -> bytes:

@@ -3,13 +3,14 @@ handshake outcome wins, a failed baseline is never blamed on the LB) and the scr
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
 
 from harness.frame_checks import CHECKS, combine, observe, side_by_side
 from harness.outcomes import Observation, Outcome
-from harness.protocol.frames import CLOSE_CODES, MAX_LOG_LINE, SCENARIOS, Script, digest, log_line, pattern
+from harness.protocol.frames import ALPHABET, CLOSE_CODES, MAX_LOG_LINE, SCENARIOS, Script, digest, log_line, pattern
 from harness.verdicts import expected
 from harness.witness import Evidence
 
@@ -95,6 +96,15 @@ def test_side_by_side_blames_the_lb_only_over_a_good_baseline() -> None:
     assert side_by_side(ALTERED, PASS).outcome is Outcome.FRAME_ALTERED
     assert side_by_side(PASS, PASS).outcome is Outcome.PASS
     assert combine([PASS, ALTERED, PASS]) == ALTERED
+
+
+def test_the_pattern_is_the_sha256_chain_mapped_letter_by_letter() -> None:
+    """The definition, written the slow way: each block of the chain, each byte to its letter."""
+    expected, block = bytearray(), hashlib.sha256(b"seed").digest()
+    while len(expected) < 1000:
+        block = hashlib.sha256(block).digest()
+        expected += bytes(ALPHABET[b % len(ALPHABET)] for b in block)
+    assert [pattern("seed", n) for n in (0, 1, 31, 32, 33, 1000)] == [bytes(expected[:n]) for n in (0, 1, 31, 32, 33, 1000)]
 
 
 def test_the_script_holds_the_facts_it_tests() -> None:
