@@ -35,6 +35,7 @@ from scapy.utils import RawPcapReader, wrpcap
 from testcontainers.core.container import DockerContainer
 from harness.waiting import LogLine
 
+from harness import engine
 from harness.errors import NodeStartError
 from harness.timeouts import scaled
 
@@ -89,7 +90,7 @@ class Probe(_Capture):
     """A sidecar container in the target's namespace, for a node of any image."""
 
     def __init__(self, image: str, target_id: str, name: str, labels: dict[str, str]) -> None:
-        self.container = (DockerContainer(image)
+        self.container = (engine.container(image)
                           .with_name(name)
                           .with_command(["capture", "--out", PCAP])
                           .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW", "NET_ADMIN"],
@@ -157,7 +158,9 @@ class NodeProbe(_Capture):
     def stop(self) -> None:
         """End the capture (tcpdump closes its pcap); nothing to do if the node is gone already."""
         try:
-            if self.run is not None and not self.run.ended and self.node.docker.status == "running":
+            # after a restart of its node its pid may be another process's: nothing to signal
+            if (self.run is not None and not self.run.ended and self.generation == self.node.generation
+                    and self.node.docker.status == "running"):
                 self._signal("SIGTERM")
         except docker.errors.APIError:  # removed or stopped meanwhile: its capture ended with it
             pass
@@ -196,7 +199,7 @@ def rst_injector(image: str, target_id: str, name: str, labels: dict[str, str], 
                  after: float, seq_offset: int = 0) -> DockerContainer:
     """A one-shot Scapy container in the target's namespace that resets its stream on ``port``
     (``seq_offset`` != 0: a RST outside the window, the negative control that must change nothing)."""
-    return (DockerContainer(image)
+    return (engine.container(image)
             .with_name(name)
             .with_command(["capture", "--inject-rst-port", str(port), "--after", str(after),
                            "--seq-offset", str(seq_offset)])
@@ -208,7 +211,7 @@ def tcp_peer(image: str, target_id: str, name: str, labels: dict[str, str], args
     """A one-shot WebSocket client whose TCP is Scapy's (``harness.cf.tcppeer``), in the target's
     namespace: NET_RAW to send and sniff, NET_ADMIN for the iptables rule that silences the kernel's
     RSTs for its port. Its JSON lines are its container's log."""
-    return (DockerContainer(image)
+    return (engine.container(image)
             .with_name(name)
             .with_command(["tcppeer", *args])
             .with_kwargs(network_mode=f"container:{target_id}", cap_add=["NET_RAW", "NET_ADMIN"], labels=labels,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -26,7 +28,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 from harness.waiting import LogLine
 
-from harness import images, reaper, tls, toxiproxy
+from harness import engine, images, reaper, tls, toxiproxy
 from harness.agent import ENABLED as AGENTS_ENABLED
 from harness.agent import AgentGone, NodeAgent
 from harness.agent import handles as agent_handles
@@ -86,6 +88,11 @@ SHAREABLE_ROLES = frozenset({"cc", "doppler", "app", "tc", "logcache", "rlpgatew
 #: names resolve through the new edge network's DNS; its agent and imports stay warm). A container
 #: less to start and stop per cell, with its probe (~1 CPU-s of a take-over on 2 cores).
 MOVABLE_ROLES = frozenset({"client"})
+#: Kept after a restart too: router failover kills a router and starts it again, the same command
+#: and environment in a new process, its runtime settings kept on disk (``harness.cf.settings``).
+#: A later cell waits for the listening line of that start (``Node.listening_again``). 7 of a
+#: matrix run's 43 router starts replaced restarted routers (~0.5 CPU-s each of the engine's).
+RESTARTABLE_ROLES = frozenset({"router"})
 
 
 def _log(msg: str) -> None:
@@ -204,13 +211,33 @@ class Node:
         self.paused = False
 
     def unchanged(self) -> bool:
-        """Still running as the harness started it: not restarted, not tainted by a test."""
+        """Still running as the harness started it, not tainted by a test; not restarted either,
+        unless its role is one a restart leaves as it was (``RESTARTABLE_ROLES``) and it is
+        listening again."""
         try:
             self.docker.reload()
         except docker.errors.NotFound:
             return False
         state = self.docker.attrs["State"]
-        return not self.tainted and state["Status"] == "running" and state["StartedAt"] == self.started_at
+        if self.tainted or state["Status"] != "running":
+            return False
+        if state["StartedAt"] == self.started_at:
+            return True
+        if self.role in RESTARTABLE_ROLES and self.listening_again(state["StartedAt"]):
+            self.started_at = state["StartedAt"]  # its start from now on
+            return True
+        return False
+
+    def listening_again(self, started_at: str, timeout: float = 15) -> bool:
+        """Whether the node logged its listening line since its last start (``started_at``, Docker's
+        RFC 3339 time), waiting up to ``timeout`` s for it."""
+        since = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00").timestamp() - 1
+        deadline = time.monotonic() + scaled(timeout)
+        while not re.search(LISTENING, self.logs(since=since)):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
 
 
 class ClientRun:
@@ -476,7 +503,7 @@ class Deployment:
             self._take_over(self.reuse)
         for name in ("cf", "edge"):
             if name not in self.networks:
-                self.networks[name] = Network(docker_network_kw={"labels": self.labels()}).create()
+                self.networks[name] = engine.network(labels=self.labels()).create()
         cf_img = self.tags["cf"]
         self.pki = tls.pki_for(topo.system_domain, topo.apps_domain)
         # Phase 1, all at once: the CF side and the client (a node that dials another at start-up,
@@ -549,7 +576,9 @@ class Deployment:
                                                      or self._joined(old, network, aliases)):
             self.nodes[name] = old
             self.reused.append(name)
-            if probe is not None and probe.rotate():  # its pcap starts again: this cell's packets only
+            # its pcap starts again: this cell's packets only (a capture from before a restart ended
+            # with it, and its pid may now be another process's: it is only dropped)
+            if probe is not None and probe.generation == old.generation and probe.rotate():
                 self.probes[name] = probe
             elif probe is not None:
                 _stop_probe(probe)
@@ -672,7 +701,7 @@ class Deployment:
             kwargs["extra_hosts"] = extra_hosts
         if role == "lb":
             kwargs["cpu_shares"] = LB_CPU_SHARES
-        container = (DockerContainer(image)
+        container = (engine.container(image)
                      .with_name(f"hx-{self.uid}-{name}")
                      .with_command(command)
                      .with_network(self.networks[network])

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
 
-from harness import reaper
+from harness import engine, reaper
 from harness.deployment import Deployment
 from harness.errors import HarnessError
 from harness.impair_stats import (
@@ -127,7 +126,7 @@ class Effect:
 class Impairments:
     def __init__(self, deployment: Deployment) -> None:
         self.dep = deployment
-        self.client = docker.from_env()
+        self.client = engine.client()
 
     def run(self, node: str, script: str) -> tuple[int, str]:
         """Run ``sh -c script`` in ``node``'s network namespace with NET_ADMIN (the node is not kept

@@ -4,6 +4,8 @@ Each reason to refuse is shown on real containers, and the mixed cell still carr
 
 from __future__ import annotations
 
+import time
+
 import docker
 import pytest
 
@@ -44,17 +46,20 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         for _ in range(4):  # traffic through both routers, into their probes' pcaps
             assert first.http_get()["status"] == 200
         probe_id = first.probes["router-0"].ident
-        first.nodes["router-1"].restart()  # as router failover does: a new process, a new namespace
+        started = {name: node.started_at for name, node in first.nodes.items()}
+        first.nodes["router-1"].kill()  # as router failover does: a new process, a new namespace
+        first.nodes["router-1"].start()
+        first.nodes["log-cache"].restart()  # a restart keeps only a router (RESTARTABLE_ROLES)
         first.nodes["app"].tainted = True  # as an impairment does (harness.impair marks what it touches)
         ids = {name: node.docker.id for name, node in first.nodes.items()}
         edge = first.networks["edge"].name
         # tcp-alt-port advertises wss://...:8443: set on the running CC, which is kept. A fault
         # proxy between Doppler and the TC starts the TC differently (TC_DOPPLER_URLS).
         second = _cell("tcp-alt-port", "haproxy", reuse=first, faults=("doppler-tc",))
-        kept = {"doppler", "cc", "log-cache", "rlp-gateway", "router-0", "client"}
+        kept = {"doppler", "cc", "rlp-gateway", "router-0", "router-1", "client"}
         assert set(second.reused) == kept
         assert all(second.nodes[name].docker.id == ids[name] for name in kept)
-        replaced = {"tc": "its spec", "router-1": "restarted", "app": "tainted", "lb": "per cell"}
+        replaced = {"tc": "its spec", "log-cache": "restarted", "app": "tainted", "lb": "per cell"}
         for name, why in replaced.items():
             assert second.nodes[name].docker.id != ids[name], f"{name} kept although {why}"
             assert not _exists(ids[name]), f"the first cell's {name} was left running"
@@ -68,7 +73,15 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         probe = second.probes["router-0"]
         assert probe.ident == probe_id and probe.rotations == 1
         assert min(float(p.time) for p in probe.packets()) >= second.began_at
-        assert "router-1" not in second.probes  # its node was replaced, and its probe with it
+        assert "router-1" not in second.probes  # its capture ended with the restart: dropped, not signalled
+        # the restarted router was kept once it listened again, and carries traffic
+        assert second.nodes["router-1"].started_at != started["router-1"]
+        served = set()
+        for _ in range(4):  # the LB balances over both routers
+            get = second.client_run("http", f"http://{second.topology.fqdn('echo')}/")
+            assert get.result(30)["status"] == 200
+            served |= {r["router"] for r in second.witness.router_records(get.attempt, get.started, time.time())}
+        assert served == {"router-0", "router-1"}, served
         # the mixed cell works end to end: the kept TC with the new CC, through the new LB
         run = second.stream_logs("dev", N, timeout=30)
         if connected := run.wait_event("connected", 15):
