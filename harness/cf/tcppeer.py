@@ -38,6 +38,8 @@ TTL = 63  # Scapy's packets; the kernel's RSTs (TTL 64) are the ones dropped
 SYN, ACK, FIN, RST, PSH = 0x02, 0x10, 0x01, 0x04, 0x08
 WINDOW = 65535
 #: The harness creates this file (``docker exec``) when it has seen what it waited for: stop holding.
+#: The file whose existence tells a holding peer to stop (``--end-file``: one per attempt, as
+#: peers run side by side in the client node)
 END = "/tmp/tcppeer-end"
 
 
@@ -223,7 +225,7 @@ def drive(tcp: ScapyTcp, args: argparse.Namespace) -> dict[str, Any]:
             tcp.segment(FIN | ACK)
             tcp.snd += 1
     result["acted_at"] = began
-    tcp.wait(lambda: tcp.fin_at or tcp.rst_at or os.path.exists(END), args.hold)
+    tcp.wait(lambda: tcp.fin_at or tcp.rst_at or os.path.exists(args.end_file), args.hold)
     result.update(fin_after_s=round(tcp.fin_at - began, 3) if tcp.fin_at else None,
                   rst_after_s=round(tcp.rst_at - began, 3) if tcp.rst_at else None, zero_window_acks=tcp.zero_acks,
                   frames=binary_frames(bytes(tcp.inbox)), bytes_received=len(tcp.inbox), pongs=tcp.pongs)
@@ -248,6 +250,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--hold", type=float, default=15, help="how long to wait for each step")
     p.add_argument("--linger", type=float, default=0, help="seconds to keep the connection after 'held' (the "
                    "harness looks at the LB's sockets meanwhile), then reset it")
+    p.add_argument("--end-file", default=END, help="stop holding once this file exists")
     args = p.parse_args(argv)
     conf.verb = 0
     say("listening", mode=args.mode)

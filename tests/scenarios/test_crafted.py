@@ -4,12 +4,11 @@ and rests on one attempt's evidence (its router records, TC events and TCP strea
 
 from __future__ import annotations
 
-import json
 from typing import Callable
 
 import pytest
 
-from harness.capture import rst_injector
+from harness.capture import inject_rst
 from harness.deployment import APP_GUID, Deployment
 from harness.timeline_chart import details as timeline_details
 from harness.outcomes import Observation, Outcome
@@ -69,18 +68,11 @@ def test_unusual_but_legal_header_casing(deployment: Deployment, verdict: Verdic
 def rst_attempt(dep: Deployment, *, seq_offset: int = 0) -> Evidence:
     """Scapy, in the client's namespace, resets the client->LB connection of a live stream 3 s in
     (``seq_offset`` != 0: outside the window, the control that must change nothing)."""
-    client = dep.nodes["client"].docker
-    injector = rst_injector(dep.tags["cf"], client.id, f"hx-{dep.uid}-inject", dep.labels(), port=80, after=3,
-                            seq_offset=seq_offset).start()
-    try:
-        run = dep.client_run("logs", "--endpoint", f"ws://{dep.topology.fqdn('doppler')}:80",
-                             "--app", APP_GUID, "--token", "bearer dev", "--timeout", str(RST_HOLD_S))
-        result = run.result(45)
-        injector.get_wrapped_container().wait(timeout=30)
-        lines = [json.loads(line) for line in injector.get_logs()[0].decode().splitlines() if '"result"' in line]
-    finally:
-        injector.stop()
-    return dep.evidence(run, result, injected=lines[-1].get("injected") if lines else None)
+    injector = inject_rst(dep.nodes["client"], port=80, after=3, seq_offset=seq_offset)
+    run = dep.client_run("logs", "--endpoint", f"ws://{dep.topology.fqdn('doppler')}:80",
+                         "--app", APP_GUID, "--token", "bearer dev", "--timeout", str(RST_HOLD_S))
+    result = run.result(45)
+    return dep.evidence(run, result, injected=(injector.wait_event("result", 30) or {}).get("injected"))
 
 
 @pytest.mark.check("crafted_rst")

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from harness.capture import rst_injector
+from harness.capture import inject_rst
 from harness.deployment import APP_GUID, Deployment
 from harness.impair import Impairments
 from harness.timeline_chart import details as timeline_details
@@ -39,18 +39,12 @@ def rst_keepalive_attempt(dep: Deployment, *, keepalive: float = 15) -> Evidence
     run = dep.client_run("logs", "--endpoint", f"ws://{dep.topology.fqdn('doppler')}:80", "--app", APP_GUID,
                          "--token", "bearer dev", "--expect", str(n), "--timeout", str(HOLD_S),
                          "--retries", "1000", "--tcp-keepalive", str(keepalive))
-    lines: list[dict[str, object]] = []
+    injected = None
     if run.wait_event("connected", 20):
         threading.Thread(target=dep.emit, args=(n,), kwargs={"rate": RATE}, daemon=True).start()
-        injector = rst_injector(dep.tags["cf"], dep.nodes["client"].docker.id, f"hx-{dep.uid}-inject",
-                                dep.labels(), port=80, after=2).start()
-        try:
-            injector.get_wrapped_container().wait(timeout=60)
-            lines = [json.loads(line) for line in injector.get_logs()[0].decode().splitlines() if '"result"' in line]
-        finally:
-            injector.stop()
+        injected = (inject_rst(dep.nodes["client"], port=80, after=2).wait_event("result", 60) or {}).get("injected")
     result = run.result(HOLD_S + 30)
-    return dep.evidence(run, result, injected=lines[-1].get("injected") if lines else None)
+    return dep.evidence(run, result, injected=injected)
 
 
 def _details(ev: Evidence) -> dict[str, object]:

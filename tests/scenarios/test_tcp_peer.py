@@ -8,7 +8,6 @@ run's evidence and named in the verdict.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import threading
@@ -19,15 +18,15 @@ from typing import Any, Callable
 
 import pytest
 
-from harness.capture import tcp_peer
+from harness.cf.agent import CF
 from harness.cf.tcppeer import END
 from harness.deployment import APP_GUID, OTHER_APP_GUID, Deployment
+from harness.errors import NodeStartError
 from harness.outcomes import Observation
 from harness.protocol import wire
 from harness.tcp_peer_checks import (POLL_SLACK_S, LbSockets, as_outcome, classify_half_close, classify_segments,
                                      classify_zero_window, lb_sockets, stalled_client_bound)
 from harness.timeouts import scaled
-from harness.waiting import FollowedLog
 from harness.witness import Evidence
 
 #: On by default; HARNESS_TCP_PEER=0 skips them (and their controls).
@@ -58,40 +57,40 @@ HOLD_S = 25
 
 
 class PeerRun:
-    """One Scapy peer attempt: its container, its JSON lines, its window."""
+    """One Scapy peer attempt: the client node runs it (through its agent, in its namespace), its
+    JSON lines, its window."""
 
     def __init__(self, dep: Deployment, mode: str, *, hold: float = HOLD_S, linger: float = 0,
                  app: tuple[str, str] = APP) -> None:
         self.dep, self.attempt, self.started, self.app = dep, secrets.token_hex(6), time.time(), app[0]
         dep.nodes["client"].tainted = True  # its iptables rule in the client's namespace: no later cell keeps it
+        self.end_file = f"{END}-{self.attempt}"  # peers of a cell run side by side in the one client
         args = ["--host", dep.topology.fqdn("doppler"), "--port", "80", "--path", f"/apps/{app[0]}/stream",
                 "--token", app[1], "--attempt", self.attempt, "--mode", mode, "--hold", str(scaled(hold)),
-                "--linger", str(linger)]
-        self.container = tcp_peer(dep.tags["cf"], dep.nodes["client"].docker.id, f"hx-{dep.uid}-peer-{self.attempt}",
-                                  dep.labels(), args).start()
-        self.log = FollowedLog(self.container.get_wrapped_container())
+                "--linger", str(linger), "--end-file", self.end_file]
+        self.run = dep.nodes["client"].client_run([*CF, "tcppeer", *args], attempt=self.attempt)
+        if self.run.wait_event("listening", 30) is None:
+            raise NodeStartError("client (its Scapy peer)", "harness.cf tcppeer to say 'listening'", scaled(30),
+                                 "\n".join(self.run.raw[-20:]))
 
     def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.lines() if line.startswith("{")]
+        return list(self.run.lines)
 
     def wait(self, event: str, timeout: float) -> dict[str, Any] | None:
         """The peer's last line with this event, waiting at most ``timeout`` s (0: look once)."""
-        marker = f'"event": "{event}"'
-        self.log.wait(lambda lines: any(marker in line for line in lines), scaled(timeout))
+        self.run.wait_event(event, timeout)
         found = [line for line in self.lines() if line.get("event") == event]
         return found[-1] if found else None
 
     def end(self) -> None:
         """Tell the peer to stop holding (it then resets the connection and reports)."""
-        self.container.get_wrapped_container().exec_run(["touch", END])
+        self.dep.nodes["client"].exec(["python3", "-c", f"open({self.end_file!r}, 'a').close()"])
 
     def finish(self, *, before_reset: bool = False) -> tuple[Evidence, list[Any]]:
         """The attempt's evidence (peer result, routers' records, TC events) and its packets; with
         ``before_reset``, only the TC events logged before the peer sent its final RST (which ends
         everything anyway), by the peer's own clock (the same kernel's)."""
         result = self.wait("result", HOLD_S * 2 + 30) or {"error": "the peer gave no result"}
-        self.log.close()
-        self.container.stop()
         ended = time.time()
         until = float(result.get("reset_at") or ended) if before_reset else ended
         witness = self.dep.witness
