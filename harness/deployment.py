@@ -84,9 +84,10 @@ SHARE_CF = os.environ.get("HARNESS_SHARE_CF", "1") != "0"
 #: Roles a later cell may take over: the CF side behind the LBs. The LBs and fault proxies are always
 #: the cell's own (they sit on its own edge network or carry its faults); the client moves (below).
 SHAREABLE_ROLES = frozenset({"cc", "doppler", "app", "tc", "logcache", "rlpgateway", "router"})
-#: Kept too, but moved: the client leaves the previous cell's edge network and joins this cell's (its
-#: names resolve through the new edge network's DNS; its agent and imports stay warm). A container
-#: less to start and stop per cell, with its probe (~1 CPU-s of a take-over on 2 cores).
+#: Kept too, when untainted: the client, on the edge network the cell keeps with the CF network (the
+#: new LB's names then resolve there; the client's agent and imports stay warm). A container less to
+#: start and stop per cell, with its probe (~1 CPU-s of a take-over on 2 cores). Were it on another
+#: network of the cell (``_left``), it would leave that one and join the new cell's (``_joined``).
 MOVABLE_ROLES = frozenset({"client"})
 #: Kept after a restart too: router failover kills a router and starts it again, the same command
 #: and environment in a new process, its runtime settings kept on disk (``harness.cf.settings``).
@@ -552,12 +553,15 @@ class Deployment:
         _log(f"{topo.name} ({', '.join(lb.driver for lb in topo.load_balancers)}) up in {self.started_s:.1f} s{shared}")
 
     def _take_over(self, old: "Deployment") -> None:
-        """Take ``old``'s CF network, CF-side nodes and untainted client (moved off its edge network)
-        as candidates, then remove the rest of it (LBs, fault proxies, the other probes, its edge
-        network) before this cell starts anything:
-        an old LB or fault proxy would otherwise answer to a name this cell gives its own."""
-        if "cf" in old.networks:
-            self.networks["cf"] = old.networks.pop("cf")
+        """Take ``old``'s networks, CF-side nodes and untainted client as candidates, then remove the
+        rest of it (LBs, fault proxies, the other probes) before this cell starts anything: an old LB
+        or fault proxy would otherwise answer to a name this cell gives its own. The edge network is
+        kept with the client on it: a network created and removed per cell was ~0.13 CPU-s of the
+        engine's (bridge, iptables chains, the client's disconnect and connect); the new LB joins it
+        under the cell's names once the old one left."""
+        for name in ("cf", "edge"):
+            if name in old.networks:
+                self.networks[name] = old.networks.pop(name)
         if hasattr(old, "signing_key"):  # the TC trusts the UAA key it fetched; a new key would break it
             self.signing_key = old.signing_key
         self._candidates = {name: old.nodes.pop(name) for name in list(old.nodes)
@@ -589,8 +593,10 @@ class Deployment:
         return None
 
     def _joined(self, node: Node, network: str, aliases: list[str]) -> bool:
-        """Connect a moved node to this cell's ``network`` with the aliases it would start with;
-        False if the engine refused."""
+        """Connect a moved node to this cell's ``network`` with the aliases it would start with (a
+        node on it already, the kept edge network, stays as it is); False if the engine refused."""
+        if self.networks[network].name in node.docker.attrs["NetworkSettings"]["Networks"]:
+            return True
         try:
             self.networks[network].connect(node.docker.id, aliases)
         except docker.errors.APIError as exc:

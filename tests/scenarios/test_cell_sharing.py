@@ -63,11 +63,13 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         for name, why in replaced.items():
             assert second.nodes[name].docker.id != ids[name], f"{name} kept although {why}"
             assert not _exists(ids[name]), f"the first cell's {name} was left running"
-        assert not docker.from_env().networks.list(names=[edge]), "the first cell's edge network was left"
+        assert second.networks["edge"].name == edge  # kept, with the client on it
         assert first.nodes == {} and first.networks == {}
-        # the kept client moved: on this cell's edge network only, its name resolving there
+        # the kept client stayed: on the edge network only, and no endpoint of the old LB is left there
         client_networks = set(docker.from_env().containers.get(ids["client"]).attrs["NetworkSettings"]["Networks"])
-        assert client_networks == {second.networks["edge"].name}
+        assert client_networks == {edge}
+        on_edge = set(docker.from_env().networks.get(edge).attrs["Containers"])
+        assert ids["lb"] not in on_edge and second.nodes["lb"].docker.id in on_edge
         assert "client" in second.probes and second.probes["client"].rotations == 1
         # a kept node keeps its probe, whose pcap now starts at this cell (the first cell's packets gone)
         probe = second.probes["router-0"]
@@ -114,22 +116,26 @@ def test_a_tainted_client_is_not_moved_but_replaced() -> None:
         first.stop()
 
 
-def test_a_client_moved_twice_leaves_no_edge_network_behind() -> None:
-    """The client's second move must leave the edge network it joined in the first (which its last
-    inspect may not show): that network is removed with its cell, and the third cell works."""
+def test_the_kept_edge_network_carries_each_cells_lb_and_goes_with_the_last_cell() -> None:
+    """Three cells in turn on one edge network: each cell's LB answers the names there (the echo
+    app through HAProxy, then nginx, each LB's own log shows the request), and the network is
+    removed with the last cell."""
     cells: list[Deployment] = []
+    edge = ""
     try:
         cells.append(_cell("http-upgrade", "nginx"))
-        client = cells[0].nodes["client"].docker.id
+        client, edge = cells[0].nodes["client"].docker.id, cells[0].networks["edge"].name
         for driver in ("haproxy", "nginx"):
-            edge = cells[-1].networks["edge"].name
             cells.append(_cell("http-upgrade", driver, reuse=cells[-1]))
-            assert cells[-1].nodes["client"].docker.id == client
-            assert not docker.from_env().networks.list(names=[edge]), f"{edge} was left behind"
-        assert cells[-1].http_get()["status"] == 200
+            cell = cells[-1]
+            assert cell.nodes["client"].docker.id == client and cell.networks["edge"].name == edge
+            marker = f"/kept-edge-{driver}"
+            assert cell.http_get(path=marker)["status"] == 200
+            assert marker in cell.nodes["lb"].logs(), f"the request did not go through this cell's {driver}"
     finally:
         for cell in reversed(cells):
             cell.stop()
+    assert edge and not docker.from_env().networks.list(names=[edge]), f"{edge} was left behind"
 
 
 def _timings_logged(dep: Deployment) -> list[dict[str, float]]:
