@@ -96,6 +96,18 @@ MOVABLE_ROLES = frozenset({"client"})
 RESTARTABLE_ROLES = frozenset({"router"})
 
 
+#: What ``Node.net_state`` runs in a node (through its agent): iptables-save of each table without
+#: its comment lines and chain counters, then the qdiscs. Docker's own rules (its DNS in the nat
+#: table) are there from the start and stay; anything a test left (a rule, a netem or tbf qdisc)
+#: changes the text.
+NET_STATE = """import re, subprocess
+out = [re.sub(r" \\[\\d+:\\d+\\]$", "", line) for table in ("filter", "nat", "mangle", "raw")
+       for line in subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True,
+                                  check=True).stdout.splitlines() if not line.startswith("#")]
+out += subprocess.run(["tc", "qdisc", "show"], capture_output=True, text=True, check=True).stdout.splitlines()
+print("\\n".join(out))"""
+
+
 def _log(msg: str) -> None:
     print(f"[deployment] {msg}", file=sys.stderr, flush=True)
 
@@ -123,8 +135,11 @@ class Node:
     spec: tuple[Any, ...] = ()
     #: Docker's StartedAt when the harness started it: differs once a test killed and restarted it
     started_at: str = ""
-    #: a test changed it in a way its spec does not show (iptables rules, a pause): not reused
+    #: a test changed it in a way its spec does not show (iptables rules, a pause): not reused,
+    #: unless its packet filter and qdiscs are found as they were before (``taint``, ``clean_again``)
     tainted: bool = False
+    #: its packet filter and qdiscs (``net_state``) before its first taint; None: not known
+    clean_state: str | None = None
     #: what tests set on the running node and later tests rely on (e.g. the TC's foundation profile)
     settings: dict[str, str] = field(default_factory=dict)
     #: bumped by every state change the harness makes (kill, start, restart): what was read of the
@@ -136,6 +151,31 @@ class Node:
     _ips: dict[tuple[int, str], str] = field(default_factory=dict, repr=False)  # (generation, network)
     _agent: NodeAgent | None = field(default=None, repr=False)
     _agent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _taint_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def taint(self) -> None:
+        """Mark it changed by a test (iptables rules, qdiscs: an impairment, a Scapy peer's rule);
+        the first time, note its packet filter and qdiscs first, so that a later cell can find them
+        as they were once the test removed what it added (``clean_again``). Peers start side by
+        side: the note is taken before any of them adds its rule."""
+        with self._taint_lock:
+            if not self.tainted and self.agent_capable:
+                self.clean_state = self.net_state()
+            self.tainted = True
+
+    def net_state(self) -> str | None:
+        """Its iptables rules (every table, counters left out) and its qdiscs, as text; None if
+        they could not be read."""
+        code, out = self.exec(["python3", "-c", NET_STATE])
+        return out if code == 0 else None
+
+    def clean_again(self) -> bool:
+        """Untainted again if its packet filter and qdiscs are exactly as noted before its first
+        taint (a pause taints for good: nothing notes what a frozen process missed)."""
+        if self.tainted and self.clean_state is not None and not self.paused \
+                and self.net_state() == self.clean_state:
+            self.tainted = False
+        return not self.tainted
 
     def exec(self, cmd: list[str]) -> tuple[int, str]:
         """(exit code, stdout+stderr) of ``cmd`` in the node: through its agent when it can."""
@@ -220,7 +260,7 @@ class Node:
         except docker.errors.NotFound:
             return False
         state = self.docker.attrs["State"]
-        if self.tainted or state["Status"] != "running":
+        if state["Status"] != "running" or not self.clean_again():
             return False
         if state["StartedAt"] == self.started_at:
             return True
@@ -391,8 +431,9 @@ def _port_clash(exc: docker.errors.APIError) -> bool:
 
 def _left(node: Node, networks: dict[str, Network]) -> bool:
     """Disconnect an untainted node from the networks of its cell but the CF one (they are about to
-    be removed); False, and it stays for removal with its cell, if it is tainted or the engine refused."""
-    if node.tainted:
+    be removed); False, and it stays for removal with its cell, if it is tainted (and not found clean
+    again) or the engine refused."""
+    if not node.clean_again():
         return False
     try:
         node.docker.reload()  # its networks now: a node moved before joined one after its last inspect

@@ -135,7 +135,7 @@ class Impairments:
         CPU-s of the engine's; a privileged exec is refused here: "unable to apply caps"); any other
         image gets a helper container of the CF image in its namespace (a container start and
         removal, ~0.3 CPU-s on 2 cores)."""
-        self.dep.nodes[node].tainted = True
+        self.dep.nodes[node].taint()
         target = self.dep.nodes[node].docker
         if self.dep.nodes[node].agent_capable:  # the CF image has iptables and tc: no helper container
             result = target.exec_run(["sh", "-c", script])  # NET_ADMIN: CF nodes start with it

@@ -50,7 +50,7 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
         first.nodes["router-1"].kill()  # as router failover does: a new process, a new namespace
         first.nodes["router-1"].start()
         first.nodes["log-cache"].restart()  # a restart keeps only a router (RESTARTABLE_ROLES)
-        first.nodes["app"].tainted = True  # as an impairment does (harness.impair marks what it touches)
+        first.nodes["app"].tainted = True  # tainted for good, as a pause taints (nothing noted to compare)
         ids = {name: node.docker.id for name, node in first.nodes.items()}
         edge = first.networks["edge"].name
         # tcp-alt-port advertises wss://...:8443: set on the running CC, which is kept. A fault
@@ -98,9 +98,9 @@ def test_a_later_cell_keeps_only_what_it_would_start_the_same_and_finds_unchange
 
 
 
-def test_a_tainted_client_is_not_moved_but_replaced() -> None:
-    """The negative control of the moved client: one a test touched (an impairment, a Scapy peer's
-    iptables rule) is removed with its cell, and the next cell starts its own."""
+def test_a_tainted_client_is_not_kept_but_replaced() -> None:
+    """The negative control of the kept client: one tainted for good (a pause; nothing noted to
+    compare) is removed with its cell, and the next cell starts its own."""
     first = _cell("http-upgrade", "nginx")
     second = None
     try:
@@ -114,6 +114,31 @@ def test_a_tainted_client_is_not_moved_but_replaced() -> None:
         if second is not None:
             second.stop()
         first.stop()
+
+
+def test_a_tainted_client_found_as_it_was_is_kept_one_with_a_rule_left_is_not() -> None:
+    """A test that removed what it added (an impairment's or a Scapy peer's iptables rule) leaves
+    the client as it found it: the next cell keeps it. Its control: the same rule left in place,
+    and the next cell starts a client of its own."""
+    rule = ["OUTPUT", "-p", "tcp", "--dport", "9", "-m", "comment", "--comment", "harness-test", "-j", "DROP"]
+    cells: list[Deployment] = []
+    try:
+        cells.append(_cell("http-upgrade", "nginx"))
+        client = cells[0].nodes["client"]
+        client.taint()
+        assert client.exec(["iptables", "-I", *rule])[0] == 0 and client.net_state() != client.clean_state
+        assert client.exec(["iptables", "-D", *rule])[0] == 0
+        cells.append(_cell("http-upgrade", "haproxy", reuse=cells[0]))
+        assert "client" in cells[1].reused and not cells[1].nodes["client"].tainted
+        cells[1].nodes["client"].taint()
+        assert cells[1].nodes["client"].exec(["iptables", "-I", *rule])[0] == 0  # left in place
+        cells.append(_cell("http-upgrade", "nginx", reuse=cells[1]))
+        assert "client" not in cells[2].reused and cells[2].nodes["client"].docker.id != client.docker.id
+        assert not _exists(client.docker.id), "the client with a rule left was kept running"
+        assert cells[2].http_get()["status"] == 200
+    finally:
+        for cell in reversed(cells):
+            cell.stop()
 
 
 def test_the_kept_edge_network_carries_each_cells_lb_and_goes_with_the_last_cell() -> None:

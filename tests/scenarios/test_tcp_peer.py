@@ -63,7 +63,7 @@ class PeerRun:
     def __init__(self, dep: Deployment, mode: str, *, hold: float = HOLD_S, linger: float = 0,
                  app: tuple[str, str] = APP) -> None:
         self.dep, self.attempt, self.started, self.app = dep, secrets.token_hex(6), time.time(), app[0]
-        dep.nodes["client"].tainted = True  # its iptables rule in the client's namespace: no later cell keeps it
+        dep.nodes["client"].taint()  # its iptables rule in the client's namespace, until the peer ends
         self.end_file = f"{END}-{self.attempt}"  # peers of a cell run side by side in the one client
         args = ["--host", dep.topology.fqdn("doppler"), "--port", "80", "--path", f"/apps/{app[0]}/stream",
                 "--token", app[1], "--attempt", self.attempt, "--mode", mode, "--hold", str(scaled(hold)),
