@@ -141,6 +141,7 @@ class NodeProbe(_Capture):
             raise NodeStartError(f"{self.node.name} (its capture)", "harness.cf capture to say 'listening'",
                                  scaled(30), "\n".join(self.run.raw[-20:]))
         self.pid = int(listening["pid"])
+        self.generation = self.node.generation  # signalled only while its node has not restarted since
         return self
 
     @property

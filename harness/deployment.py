@@ -82,7 +82,7 @@ DOPPLER_INGRESS = "ws://doppler:8082"
 #: in turn: ``HARNESS_SHARE_CF=0`` brings every cell up from nothing (see ``Deployment.reuse``).
 SHARE_CF = os.environ.get("HARNESS_SHARE_CF", "1") != "0"
 #: Roles a later cell may take over: the CF side behind the LBs. The LBs and fault proxies are always
-#: the cell's own (they sit on its own edge network or carry its faults); the client moves (below).
+#: the cell's own (they are what a cell tests, or carry its faults); the client is kept too (below).
 SHAREABLE_ROLES = frozenset({"cc", "doppler", "app", "tc", "logcache", "rlpgateway", "router"})
 #: Kept too, when untainted: the client, on the edge network the cell keeps with the CF network (the
 #: new LB's names then resolve there; the client's agent and imports stay warm). A container less to
@@ -140,6 +140,8 @@ class Node:
     tainted: bool = False
     #: its packet filter and qdiscs (``net_state``) before its first taint; None: not known
     clean_state: str | None = None
+    #: tainted in a way no reading of its state undoes (a pause): never kept again
+    tainted_for_good: bool = False
     #: what tests set on the running node and later tests rely on (e.g. the TC's foundation profile)
     settings: dict[str, str] = field(default_factory=dict)
     #: bumped by every state change the harness makes (kill, start, restart): what was read of the
@@ -153,13 +155,16 @@ class Node:
     _agent_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _taint_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def taint(self) -> None:
+    def taint(self, *, for_good: bool = False) -> None:
         """Mark it changed by a test (iptables rules, qdiscs: an impairment, a Scapy peer's rule);
         the first time, note its packet filter and qdiscs first, so that a later cell can find them
         as they were once the test removed what it added (``clean_again``). Peers start side by
-        side: the note is taken before any of them adds its rule."""
+        side: the note is taken before any of them adds its rule. ``for_good``: a change no such
+        reading shows (a pause: what its frozen processes missed)."""
         with self._taint_lock:
-            if not self.tainted and self.agent_capable:
+            if for_good:
+                self.tainted_for_good = True
+            elif not self.tainted and self.agent_capable:
                 self.clean_state = self.net_state()
             self.tainted = True
 
@@ -171,10 +176,10 @@ class Node:
 
     def clean_again(self) -> bool:
         """Untainted again if its packet filter and qdiscs are exactly as noted before its first
-        taint (a pause taints for good: nothing notes what a frozen process missed)."""
-        if self.tainted and self.clean_state is not None and not self.paused \
+        taint, and nothing tainted it for good; a later taint notes them anew."""
+        if self.tainted and not self.tainted_for_good and self.clean_state is not None \
                 and self.net_state() == self.clean_state:
-            self.tainted = False
+            self.tainted, self.clean_state = False, None
         return not self.tainted
 
     def exec(self, cmd: list[str]) -> tuple[int, str]:
@@ -272,7 +277,8 @@ class Node:
     def listening_again(self, started_at: str, timeout: float = 15) -> bool:
         """Whether the node logged its listening line since its last start (``started_at``, Docker's
         RFC 3339 time), waiting up to ``timeout`` s for it."""
-        since = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00").timestamp() - 1
+        # 0.2 s of slack for the log's own timestamps; a router lives far longer between restarts
+        since = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00").timestamp() - 0.2
         deadline = time.monotonic() + scaled(timeout)
         while not re.search(LISTENING, self.logs(since=since)):
             if time.monotonic() > deadline:
@@ -610,6 +616,24 @@ class Deployment:
                             or (old.nodes[name].role in MOVABLE_ROLES and _left(old.nodes[name], old.networks))}
         self._candidate_probes = {name: old.probes.pop(name) for name in list(old.probes) if name in self._candidates}
         old.stop()
+        self._clear_edge()
+
+    def _clear_edge(self) -> None:
+        """Cut off whatever of the previous cell is still on the kept edge network but the nodes
+        this cell may keep: a removal that failed (``stop`` logs it and goes on) would otherwise
+        leave an old LB answering the names the new LB takes. Raises if the engine refuses."""
+        edge = self.networks.get("edge")
+        if edge is None:
+            return
+        api = engine.client().api
+        keep = {node.docker.id for node in self._candidates.values()}
+        for container_id in set(api.inspect_network(edge.id)["Containers"] or {}) - keep:
+            _log(f"a container of the previous cell ({container_id[:12]}) was still on the edge network: cut off")
+            try:
+                api.disconnect_container_from_network(container_id, edge.id, force=True)
+            except docker.errors.APIError as exc:
+                raise HarnessError(f"the previous cell's container {container_id[:12]} stays on the edge network "
+                                   f"{edge.name} ({exc}); remove it (docker rm -f) and run again") from exc
 
     def _reused(self, name: str, spec: tuple[Any, ...], network: str, aliases: list[str]) -> Node | None:
         """The previous cell's node ``name`` if it runs exactly as this cell would start it, unchanged

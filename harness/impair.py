@@ -129,8 +129,9 @@ class Impairments:
         self.client = engine.client()
 
     def run(self, node: str, script: str) -> tuple[int, str]:
-        """Run ``sh -c script`` in ``node``'s network namespace with NET_ADMIN (the node is not kept
-        for a later cell afterwards: its rules are removed on exit, but a failed removal would stay).
+        """Run ``sh -c script`` in ``node``'s network namespace with NET_ADMIN. The node is tainted
+        (``Node.taint``): a later cell keeps it only if its rules and qdiscs read as before (the
+        impairment removes them on exit; a failed removal would stay, and the node with it).
         A node of the CF image runs it itself by ``docker exec`` (it starts with NET_ADMIN; ~0.06
         CPU-s of the engine's; a privileged exec is refused here: "unable to apply caps"); any other
         image gets a helper container of the CF image in its namespace (a container start and
@@ -274,7 +275,7 @@ class Impairments:
         """Freeze every process of the node (cgroup freezer): its sockets stop, the kernel still ACKs.
         The freezer is read right after freezing and right before thawing."""
         target = self.dep.nodes[node]
-        target.tainted = True
+        target.taint(for_good=True)
         target.pause()
         effect = Effect("pause", node, "", applied_at=time.time())
         try:

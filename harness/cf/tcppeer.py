@@ -6,7 +6,7 @@ request in one segment: the control), ``zerowindow`` (after a few frames every A
 zero receive window: a TCP-level slow consumer), ``openwindow`` (the same, window kept open: the
 control), ``halfclose`` (a FIN after a few frames; it keeps reading), ``hold`` (no FIN: the control).
 
-Runs in the client's network namespace (``network_mode=container:<client>``, NET_RAW + NET_ADMIN).
+Runs in the client node (its agent forks it: the client's namespace, NET_RAW + NET_ADMIN).
 The kernel there knows nothing of this connection and would answer the LB's SYN-ACK with a RST, so
 an iptables rule drops the kernel's RSTs from this source port for the run; Scapy's own packets
 carry TTL 63 and the rule matches only TTL 64 (the kernel's default), so Scapy can still reset.
@@ -37,9 +37,8 @@ from websockets.frames import Frame, Opcode
 TTL = 63  # Scapy's packets; the kernel's RSTs (TTL 64) are the ones dropped
 SYN, ACK, FIN, RST, PSH = 0x02, 0x10, 0x01, 0x04, 0x08
 WINDOW = 65535
-#: The harness creates this file (``docker exec``) when it has seen what it waited for: stop holding.
-#: The file whose existence tells a holding peer to stop (``--end-file``: one per attempt, as
-#: peers run side by side in the client node)
+#: The harness creates this file when it has seen what it waited for: stop holding (``--end-file``:
+#: one per attempt, as peers run side by side in the client node).
 END = "/tmp/tcppeer-end"
 
 
@@ -253,5 +252,5 @@ def main(argv: list[str]) -> None:
     p.add_argument("--end-file", default=END, help="stop holding once this file exists")
     args = p.parse_args(argv)
     conf.verb = 0
-    say("listening", mode=args.mode)
+    say("listening", mode=args.mode, pid=os.getpid())
     say("result", **run(args))

@@ -1,5 +1,6 @@
 """Cells of a worker share the CF side (``Deployment.reuse``): a later cell keeps a node of the
-previous one only when it would start it exactly the same and the node runs as it was started.
+previous one only when it would start it exactly the same and the node runs as it was started (a
+router started again after a kill, once it listens; a tainted node found as it was before).
 Each reason to refuse is shown on real containers, and the mixed cell still carries a stream."""
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def test_a_tainted_client_is_not_kept_but_replaced() -> None:
     second = None
     try:
         old = first.nodes["client"].docker.id
-        first.nodes["client"].tainted = True
+        first.nodes["client"].taint()  # its rules and qdiscs noted: they will read the same
+        first.nodes["client"].taint(for_good=True)  # as a pause taints it
         second = _cell("http-upgrade", "haproxy", reuse=first)
         assert "client" not in second.reused and second.nodes["client"].docker.id != old
         assert not _exists(old), "the tainted client was left running"
@@ -143,21 +145,27 @@ def test_a_tainted_client_found_as_it_was_is_kept_one_with_a_rule_left_is_not() 
 
 def test_the_kept_edge_network_carries_each_cells_lb_and_goes_with_the_last_cell() -> None:
     """Three cells in turn on one edge network: each cell's LB answers the names there (the echo
-    app through HAProxy, then nginx, each LB's own log shows the request), and the network is
+    app through HAProxy, then nginx, each LB's own log shows the request), a container the old
+    cell left on it is cut off (as an old LB whose removal failed would be), and the network is
     removed with the last cell."""
     cells: list[Deployment] = []
-    edge = ""
+    edge, stray = "", None
     try:
         cells.append(_cell("http-upgrade", "nginx"))
         client, edge = cells[0].nodes["client"].docker.id, cells[0].networks["edge"].name
+        stray = docker.from_env().containers.run(cells[0].tags["cf"], ["idle"], detach=True, network=edge,
+                                                 labels=cells[0].labels())
         for driver in ("haproxy", "nginx"):
             cells.append(_cell("http-upgrade", driver, reuse=cells[-1]))
             cell = cells[-1]
             assert cell.nodes["client"].docker.id == client and cell.networks["edge"].name == edge
+            assert stray.id not in docker.from_env().networks.get(edge).attrs["Containers"]
             marker = f"/kept-edge-{driver}"
             assert cell.http_get(path=marker)["status"] == 200
             assert marker in cell.nodes["lb"].logs(), f"the request did not go through this cell's {driver}"
     finally:
+        if stray is not None:
+            stray.remove(force=True)
         for cell in reversed(cells):
             cell.stop()
     assert edge and not docker.from_env().networks.list(names=[edge]), f"{edge} was left behind"

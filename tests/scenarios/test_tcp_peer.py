@@ -69,9 +69,10 @@ class PeerRun:
                 "--token", app[1], "--attempt", self.attempt, "--mode", mode, "--hold", str(scaled(hold)),
                 "--linger", str(linger), "--end-file", self.end_file]
         self.run = dep.nodes["client"].client_run([*CF, "tcppeer", *args], attempt=self.attempt)
-        if self.run.wait_event("listening", 30) is None:
+        if (listening := self.run.wait_event("listening", 30)) is None:
             raise NodeStartError("client (its Scapy peer)", "harness.cf tcppeer to say 'listening'", scaled(30),
                                  "\n".join(self.run.raw[-20:]))
+        self.pid = int(listening["pid"])
 
     def lines(self) -> list[dict[str, Any]]:
         return list(self.run.lines)
@@ -90,7 +91,10 @@ class PeerRun:
         """The attempt's evidence (peer result, routers' records, TC events) and its packets; with
         ``before_reset``, only the TC events logged before the peer sent its final RST (which ends
         everything anyway), by the peer's own clock (the same kernel's)."""
-        result = self.wait("result", HOLD_S * 2 + 30) or {"error": "the peer gave no result"}
+        result = self.wait("result", HOLD_S * 2 + 30)
+        if result is None:  # it hangs: interrupt it (it removes its iptables rule on the way out)
+            self.dep.nodes["client"].exec(["python3", "-c", f"import os,signal; os.kill({self.pid}, signal.SIGINT)"])
+            result = {"error": "the peer gave no result"}
         ended = time.time()
         until = float(result.get("reset_at") or ended) if before_reset else ended
         witness = self.dep.witness

@@ -23,6 +23,7 @@ class FakeNode:
     """Answers SIGUSR1 with the next of ``answers`` (``rotated`` or ``rotate_failed``)."""
 
     name = "router-0"
+    generation = 0
 
     def __init__(self, answers: list[str]) -> None:
         self.run, self.answers, self.signals = FakeRun(), list(answers), []
