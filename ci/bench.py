@@ -19,9 +19,9 @@
    run's machine-wide busy CPU and utilization (busy / (cores x wall)) say which lever is left:
    less CPU, or fewer idle cores.
 6. What the matrix's CPU is made of, machine-wide (every container, the engine, the kernel): a CF
-   side's bring-up and removal, a cell switch on a kept CF side (new LB and edge network, the client
-   moved), one ``test_logs``-shaped attempt (stream, emit, the witness's evidence) with each node's
-   share, and a 10-million-step Python loop, the machine's own speed at that moment (it moves by
+   side's bring-up and removal, a cell switch on a kept CF side (a new LB on the kept edge
+   network), one ``test_logs``-shaped attempt (stream, emit, the witness's evidence) with each
+   node's share, and a 10-million-step Python loop, the machine's own speed at that moment (it moves by
    +-20 % here within minutes, and every figure above with it).
 
 Run: ``.venv/bin/python ci/bench.py`` (after ``bash ci/setup``). Prints a table; writes
