@@ -513,6 +513,8 @@ class Deployment:
     lb_configs: dict[str, str] = field(default_factory=dict)
     networks: dict[str, Network] = field(default_factory=dict)
     probes: dict[str, Any] = field(default_factory=dict)  # node name -> harness.capture.Probe
+    #: node name -> (its helper, the node's generation when the helper joined it): see ``helper``
+    helpers: dict[str, tuple[Node, int]] = field(default_factory=dict)
     started_s: float = 0.0
     #: the cell this worker ran before: its CF-side nodes are taken over where this cell would
     #: start them exactly the same (``SHAREABLE_ROLES``); everything else of it is removed first
@@ -521,6 +523,7 @@ class Deployment:
     reused: list[str] = field(default_factory=list)  # names of the nodes taken over
     _candidates: dict[str, Node] = field(default_factory=dict, repr=False)
     _candidate_probes: dict[str, Any] = field(default_factory=dict, repr=False)
+    _helper_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -908,9 +911,34 @@ class Deployment:
         self.probes[node].generation = owner.generation
         return self.probes[node]
 
+    def helper(self, node: str) -> Node:
+        """A container of the CF image in ``node``'s network namespace (NET_ADMIN, NET_RAW), kept for
+        the cell: what the harness runs in the namespace of a node of another image (an LB's:
+        an impairment's iptables and tc, a read of its sockets) runs there through its agent, as
+        in a CF node. Before, each such command was a helper container of its own (~0.3 CPU-s of
+        the engine's; 19 a matrix run) or a ``docker exec`` (a socket read every 2 s). A node
+        restarted since gets a new one (a new namespace)."""
+        owner = self.nodes[node]
+        with self._helper_lock:
+            kept = self.helpers.get(node)
+            if kept is not None and kept[1] == owner.generation:
+                return kept[0]
+            if kept is not None:
+                _remove_node(kept[0])
+            container = (engine.container(self.tags["cf"])
+                         .with_name(f"hx-{self.uid}-helper-{node}-{secrets.token_hex(2)}")
+                         .with_command(["idle"])
+                         .with_kwargs(network_mode=f"container:{owner.docker.id}", cap_add=["NET_ADMIN", "NET_RAW"],
+                                      labels=self.labels(), init=True))
+            container.start()
+            helper = Node(f"{node}-helper", "helper", container, agent_capable=True)
+            self.helpers[node] = (helper, owner.generation)
+            return helper
+
     def stop(self) -> None:
         """Remove probes and containers (all at once), then the networks; one failure never stops the rest."""
-        nodes = [*self.nodes.values(), *self._candidates.values()]
+        nodes = [*self.nodes.values(), *self._candidates.values(), *(h for h, _ in self.helpers.values())]
+        self.helpers.clear()
         probes = [*self.probes.values(), *self._candidate_probes.values()]
         _all_at_once([functools.partial(_remove_node, node) for node in nodes]
                      + [functools.partial(_stop_probe, probe) for probe in probes])

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 
-from harness import engine, reaper
 from harness.deployment import Deployment
 from harness.errors import HarnessError
 from harness.impair_stats import (
@@ -126,30 +125,18 @@ class Effect:
 class Impairments:
     def __init__(self, deployment: Deployment) -> None:
         self.dep = deployment
-        self.client = engine.client()
 
     def run(self, node: str, script: str) -> tuple[int, str]:
-        """Run ``sh -c script`` in ``node``'s network namespace with NET_ADMIN. The node is tainted
-        (``Node.taint``): a later cell keeps it only if its rules and qdiscs read as before (the
-        impairment removes them on exit; a failed removal would stay, and the node with it).
-        A node of the CF image runs it itself by ``docker exec`` (it starts with NET_ADMIN; ~0.06
-        CPU-s of the engine's; a privileged exec is refused here: "unable to apply caps"); any other
-        image gets a helper container of the CF image in its namespace (a container start and
-        removal, ~0.3 CPU-s on 2 cores)."""
-        self.dep.nodes[node].taint()
-        target = self.dep.nodes[node].docker
-        if self.dep.nodes[node].agent_capable:  # the CF image has iptables and tc: no helper container
-            result = target.exec_run(["sh", "-c", script])  # NET_ADMIN: CF nodes start with it
-            return result.exit_code, result.output.decode(errors="replace")
-        helper = self.client.containers.run(
-            self.dep.tags["cf"], entrypoint=["sh", "-c", script], network_mode=f"container:{target.id}",
-            cap_add=["NET_ADMIN"], detach=True,
-            labels={**self.dep.labels(), **reaper.session_label()})  # raw SDK: add what testcontainers adds
-        try:
-            code = helper.wait(timeout=30)["StatusCode"]
-            return code, helper.logs().decode(errors="replace")
-        finally:
-            helper.remove(force=True)
+        """Run ``sh -c script`` in ``node``'s network namespace with NET_ADMIN: (exit code, stdout
+        and stderr). The node is tainted (``Node.taint``): a later cell keeps it only if its rules
+        and qdiscs read as before (the impairment removes them on exit; a failed removal would
+        stay, and the node with it). A node of the CF image runs it itself, through its agent (it
+        starts with NET_ADMIN); any other image's runs in the cell's helper in its namespace
+        (``Deployment.helper``: the CF image's iptables and tc)."""
+        owner = self.dep.nodes[node]
+        owner.taint()
+        runner = owner if owner.agent_capable else self.dep.helper(node)
+        return runner.exec(["python3", "-c", _sh(script)])
 
     def _must(self, node: str, what: str, script: str) -> str:
         code, out = self.run(node, script)
@@ -285,6 +272,11 @@ class Impairments:
         finally:
             target.unpause()
             effect.removed_at = time.time()
+
+
+def _sh(script: str) -> str:
+    """``sh -c script`` as the Python an agent runs in its fork (``python3 -c``), exit code kept."""
+    return f"import subprocess, sys\nsys.exit(subprocess.run(['sh', '-c', {script!r}]).returncode)"
 
 
 def _tagged(rule: str, tag: str) -> str:
