@@ -436,9 +436,10 @@ def _port_clash(exc: docker.errors.APIError) -> bool:
 
 
 def _left(node: Node, networks: dict[str, Network]) -> bool:
-    """Disconnect an untainted node from the networks of its cell but the CF one (they are about to
-    be removed); False, and it stays for removal with its cell, if it is tainted (and not found clean
-    again) or the engine refused."""
+    """Disconnect an untainted node from the networks its cell still holds, those the next cell does
+    not keep (they are about to be removed; the CF and edge networks were taken already); False, and
+    it stays for removal with its cell, if it is tainted (and not found clean again) or the engine
+    refused."""
     if not node.clean_again():
         return False
     try:
