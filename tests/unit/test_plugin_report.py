@@ -90,9 +90,13 @@ def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, Path]:
+    """The run's result and the folder it made (the one new under runs/: two runs in one second are
+    named by the same second and a random suffix, so the last by name is not always the last made)."""
+    runs = pytester.path / "results" / "runs"
+    before = set(runs.iterdir()) if runs.is_dir() else set()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--results-dir", "results", *args)
-    runs = sorted((pytester.path / "results" / "runs").iterdir())
-    return result, runs[-1]
+    (made,) = set(runs.iterdir()) - before
+    return result, made
 
 
 def records_by_key(run_dir: Path) -> dict[tuple[str, str], dict[str, object]]:
