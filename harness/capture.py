@@ -135,11 +135,8 @@ class NodeProbe(_Capture):
         self.pid = 0
 
     def start(self) -> "NodeProbe":
-        self.run = self.node.client_run(["python3", "-m", "harness.cf", "capture", "--out", PCAP])
-        listening = self.run.wait_event("listening", 30)
-        if listening is None:
-            raise NodeStartError(f"{self.node.name} (its capture)", "harness.cf capture to say 'listening'",
-                                 scaled(30), "\n".join(self.run.raw[-20:]))
+        self.run, listening = listening_run(self.node, ["python3", "-m", "harness.cf", "capture", "--out", PCAP],
+                                            "its capture")
         self.pid = int(listening["pid"])
         self.generation = self.node.generation  # signalled only while its node has not restarted since
         return self
@@ -149,8 +146,7 @@ class NodeProbe(_Capture):
         return f"{self.node.docker.id}:{self.pid}"
 
     def _signal(self, name: str) -> bool:
-        code, _ = self.node.exec(["python3", "-c", f"import os,signal; os.kill({self.pid}, signal.{name})"])
-        return code == 0
+        return signal_process(self.node, self.pid, name)
 
     def _events(self) -> list[str]:
         assert self.run is not None
@@ -196,15 +192,30 @@ def in_window(pcap: bytes, since: float | None = None, until: float | None = Non
         return out
 
 
+def listening_run(node: "Node", cmd: list[str], what: str,
+                  attempt: str | None = None) -> tuple["ClientRun", dict[str, Any]]:
+    """``node.client_run`` of a command that says ``listening`` once ready (a capture, an RST
+    injector, a Scapy peer): the run and that line. Raises NodeStartError, naming ``what``, if not."""
+    run = node.client_run(cmd, attempt)
+    listening = run.wait_event("listening", 30)
+    if listening is None:
+        raise NodeStartError(f"{node.name} ({what})", f"{' '.join(cmd[2:4])} to say 'listening'", scaled(30),
+                             "\n".join(run.raw[-20:]))
+    return run, listening
+
+
+def signal_process(node: "Node", pid: int, name: str) -> bool:
+    """Send signal ``name`` (e.g. ``SIGINT``) to process ``pid`` in ``node``; False if that failed."""
+    code, _ = node.exec(["python3", "-c", f"import os,signal; os.kill({pid}, signal.{name})"])
+    return code == 0
+
+
 def inject_rst(node: "Node", port: int, after: float, seq_offset: int = 0) -> "ClientRun":
     """Scapy in ``node``'s namespace (a CF-image node runs it itself, through its agent) resets its
     stream on ``port`` ``after`` s once it listens (``seq_offset`` != 0: a RST outside the window, the
     negative control that must change nothing). Its ``result`` line says what it injected. Run by the
     node rather than by a container joining its namespace: the same namespace and packets, without a
     container start and removal (~0.4 CPU-s of the engine's on 2 cores)."""
-    run = node.client_run([*CF, "capture", "--inject-rst-port", str(port), "--after", str(after),
-                           "--seq-offset", str(seq_offset)])
-    if run.wait_event("listening", 30) is None:
-        raise NodeStartError(f"{node.name} (its RST injector)", "harness.cf capture to say 'listening'",
-                             scaled(30), "\n".join(run.raw[-20:]))
+    run, _ = listening_run(node, [*CF, "capture", "--inject-rst-port", str(port), "--after", str(after),
+                                 "--seq-offset", str(seq_offset)], "its RST injector")
     return run

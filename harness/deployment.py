@@ -225,7 +225,6 @@ class Node:
     def client_run(self, cmd: list[str], attempt: str | None = None) -> "ClientRun":
         """Run a command whose JSON lines are read as they come (see ``ClientRun``)."""
         return ClientRun(self.docker.client.api, self.docker.id, cmd, attempt, agent=self.agent())
-
     def ip(self, network: Network) -> str:
         """The node's address on ``network`` (read once per generation: it is fixed while the node runs)."""
         key = (self.generation, network.name)
@@ -911,6 +910,11 @@ class Deployment:
             self.probes[node].namespace = namespace
         self.probes[node].generation = owner.generation
         return self.probes[node]
+
+    def runner(self, node: str) -> Node:
+        """What runs commands in ``node``'s network namespace through an agent: the node itself if
+        of the CF image, else its helper."""
+        return self.nodes[node] if self.nodes[node].agent_capable else self.helper(node)
 
     def helper(self, node: str) -> Node:
         """A container of the CF image in ``node``'s network namespace (NET_ADMIN, NET_RAW), kept for

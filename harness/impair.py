@@ -133,10 +133,8 @@ class Impairments:
         stay, and the node with it). A node of the CF image runs it itself, through its agent (it
         starts with NET_ADMIN); any other image's runs in the cell's helper in its namespace
         (``Deployment.helper``: the CF image's iptables and tc)."""
-        owner = self.dep.nodes[node]
-        owner.taint()
-        runner = owner if owner.agent_capable else self.dep.helper(node)
-        return runner.exec(["python3", "-c", _sh(script)])
+        self.dep.nodes[node].taint()
+        return self.dep.runner(node).exec(["python3", "-c", _sh(script)])
 
     def _must(self, node: str, what: str, script: str) -> str:
         code, out = self.run(node, script)

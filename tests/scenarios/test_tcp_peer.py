@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import pytest
 
+from harness.capture import listening_run, signal_process
 from harness.cf.agent import CF
 from harness.cf.tcppeer import END
 from harness.deployment import APP_GUID, OTHER_APP_GUID, Deployment
-from harness.errors import NodeStartError
 from harness.outcomes import Observation
 from harness.protocol import wire
 from harness.tcp_peer_checks import (POLL_SLACK_S, LbSockets, as_outcome, classify_half_close, classify_segments,
@@ -68,10 +68,8 @@ class PeerRun:
         args = ["--host", dep.topology.fqdn("doppler"), "--port", "80", "--path", f"/apps/{app[0]}/stream",
                 "--token", app[1], "--attempt", self.attempt, "--mode", mode, "--hold", str(scaled(hold)),
                 "--linger", str(linger), "--end-file", self.end_file]
-        self.run = dep.nodes["client"].client_run([*CF, "tcppeer", *args], attempt=self.attempt)
-        if (listening := self.run.wait_event("listening", 30)) is None:
-            raise NodeStartError("client (its Scapy peer)", "harness.cf tcppeer to say 'listening'", scaled(30),
-                                 "\n".join(self.run.raw[-20:]))
+        self.run, listening = listening_run(dep.nodes["client"], [*CF, "tcppeer", *args], "its Scapy peer",
+                                            attempt=self.attempt)
         self.pid = int(listening["pid"])
 
     def lines(self) -> list[dict[str, Any]]:
@@ -93,7 +91,7 @@ class PeerRun:
         everything anyway), by the peer's own clock (the same kernel's)."""
         result = self.wait("result", HOLD_S * 2 + 30)
         if result is None:  # it hangs: interrupt it (it removes its iptables rule on the way out)
-            self.dep.nodes["client"].exec(["python3", "-c", f"import os,signal; os.kill({self.pid}, signal.SIGINT)"])
+            signal_process(self.dep.nodes["client"], self.pid, "SIGINT")
             result = {"error": "the peer gave no result"}
         ended = time.time()
         until = float(result.get("reset_at") or ended) if before_reset else ended
@@ -144,9 +142,8 @@ def lb_socket_state(dep: Deployment, peer: str) -> LbSockets:
     """The LB's sockets from ``/proc/net/tcp`` in its namespace (per namespace: the LB's own, read
     by its node if of the CF image, else by the cell's helper there, through the agent either way:
     read every 2 s, a ``docker exec`` each was ~0.06 CPU-s of the engine's)."""
-    lb = dep.nodes[dep.topology.dns["doppler"]]
-    reader = lb if lb.agent_capable else dep.helper(lb.name)
-    code, out = reader.exec(["python3", "-c", "import sys; sys.stdout.write(open('/proc/net/tcp').read())"])
+    read = "import sys; sys.stdout.write(open('/proc/net/tcp').read())"
+    code, out = dep.runner(dep.topology.dns["doppler"]).exec(["python3", "-c", read])
     assert code == 0, out
     return lb_sockets(out, peer)
 

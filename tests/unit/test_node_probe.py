@@ -29,7 +29,7 @@ class FakeNode:
         self.run, self.answers, self.signals = FakeRun(), list(answers), []
         self.docker = type("Container", (), {"id": "c0ffee", "status": "running"})()
 
-    def client_run(self, cmd: list[str]) -> FakeRun:
+    def client_run(self, cmd: list[str], attempt: str | None = None) -> FakeRun:
         assert cmd[-3:] == ["capture", "--out", "/tmp/capture.pcap"]
         return self.run
 
