@@ -259,12 +259,24 @@ def classify_idle(ev: Evidence) -> Observation:
                                                     f"TC saw close by {tc}")
 
 
+def _rst_not_applied(ev: Evidence) -> Observation | None:
+    """The injector sent no RST, or one that raced a segment in flight: this end's ACK of it drew the
+    LB kernel's RST, so what the client learned says nothing about the RST itself or a keepalive."""
+    injected = ev.extra.get("injected")
+    if not injected:
+        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the injector sent no RST")
+    if injected.get("raced"):
+        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the RST raced data in flight: the client's ACK "
+                                                           "drew the LB's RST")
+    return None
+
+
 def classify_rst(ev: Evidence) -> Observation:
     """A RST injected towards the LB mid-stream (``ev.extra['injected']``: what the injector sent)."""
     if failed := classify_handshake(ev):
         return failed
-    if not ev.extra.get("injected"):
-        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the injector sent no RST")
+    if not_applied := _rst_not_applied(ev):
+        return not_applied
     out, tc = ev.outcome, ev.tc_closed_by()
     if out.get("closed_by") == "server":
         return Observation(Outcome.STREAM_CUT, f"client saw close {out.get('close_code')}")
@@ -521,8 +533,8 @@ def classify_rst_keepalive(ev: Evidence) -> Observation:
     and get envelopes again; a client that never learns is ``half_open``."""
     if failed := classify_handshake(ev):
         return failed
-    if not ev.extra.get("injected"):
-        return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the injector sent no RST")
+    if not_applied := _rst_not_applied(ev):
+        return not_applied
     breaks, delivery = ev.outcome.get("breaks") or [], ev.client.get("delivery") or {}
     if not breaks:
         tc = ev.tc_closed_by()

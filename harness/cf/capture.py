@@ -151,12 +151,16 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
     The RST goes out at a quiet moment: just after this end acknowledged everything the peer had
     sent. A segment the peer sent just before the RST would otherwise reach this end after the
     peer's socket is gone; its ACK then draws the peer kernel's RST, and this end learns of the reset
-    without any keepalive (seen in CI: noaa's no-keepalive control learned 0.4 s after the RST)."""
+    without any keepalive (seen in CI: noaa's no-keepalive control learned 0.4 s after the RST).
+    On a busy machine the sniffer's view lags the wire, so the quiet moment can be stale: the result's
+    ``raced`` says whether this end sent the peer anything after the RST (seen: learned at 2.8 s with
+    the keepalive off), and the checks do not judge such an attempt."""
     # The layers and functions used, not ``scapy.all`` (that loads every layer: ~0.75 s more CPU).
     from scapy.layers.inet import IP, TCP
     from scapy.sendrecv import AsyncSniffer, send
 
     peer: dict[tuple[str, int], Any] = {}  # this end's (address, port) -> the peer's latest segment to it
+    sent: dict[tuple[str, int], list[tuple[float, bool]]] = {}  # -> when this end sent the peer a segment, a RST?
     data_end: dict[tuple[str, int], int] = {}  # -> the sequence number after the peer's last data byte
     quiet: dict[tuple[str, int], bool] = {}  # -> this end has acknowledged all the peer's data since
 
@@ -170,8 +174,10 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
             if length := len(bytes(pkt[TCP].payload)):
                 data_end[key], quiet[key] = (pkt[TCP].seq + length) % (1 << 32), False
             quiet.setdefault(key, True)  # no data from the peer yet: nothing of it can be in flight
-        elif pkt[TCP].dport == port and (key := (pkt[IP].src, pkt[TCP].sport)) in data_end:
-            quiet[key] = (pkt[TCP].ack - data_end[key]) % (1 << 32) < (1 << 31)  # all of it acknowledged
+        elif pkt[TCP].dport == port and (key := (pkt[IP].src, pkt[TCP].sport)) in peer:
+            sent.setdefault(key, []).append((float(pkt.time), "R" in pkt[TCP].flags))  # the kernel's time
+            if key in data_end:
+                quiet[key] = (pkt[TCP].ack - data_end[key]) % (1 << 32) < (1 << 31)  # all of it acknowledged
 
     sniffer = AsyncSniffer(iface=interfaces(), prn=keep, store=False)
     sniffer.start()
@@ -196,14 +202,29 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
     # seq_offset != 0 is the negative control: a RST outside the peer's window, which it must drop.
     seq = (seg.ack + seq_offset) % (1 << 32)
     rst = IP(src=pkt[IP].dst, dst=pkt[IP].src) / TCP(sport=seg.dport, dport=seg.sport, flags="R", seq=seq)
+    sent_at = time.time()
     send(rst, verbose=False)
+    time.sleep(RACE_WINDOW_S)
     sniffer.stop()
     print(json.dumps({"event": "result", "injected": {"src": f"{pkt[IP].dst}:{seg.dport}",
                                                       "dst": f"{pkt[IP].src}:{seg.sport}", "seq": seq,
-                                                      "in_window": seq_offset == 0, "quiet": was_quiet}}),
+                                                      "in_window": seq_offset == 0, "quiet": was_quiet,
+                                                      "raced": raced(sent.get(key, []), sent_at)}}),
           flush=True)
 
 
+def raced(segments: list[tuple[float, bool]], sent_at: float) -> bool:
+    """This end sent the peer a segment after its RST (an ACK of data still in flight): the peer's
+    kernel answers it with a RST, so this end learns without any keepalive of its own. ``segments``:
+    (capture time, is a RST) of what this end sent the peer. "After" counts from the RST on the wire
+    at or after ``sent_at`` (an ACK that left while Scapy built the RST reached the peer first)."""
+    rst_at = next((at for at, rst in segments if rst and at >= sent_at), sent_at)
+    return any(at > rst_at and not rst for at, rst in segments)
+
+
+#: How long the injector watches after its RST for a segment from this end (the race above): data
+#: in flight arrives within milliseconds, and Linux delays an ACK 40-200 ms at most.
+RACE_WINDOW_S = 0.5
 #: How long the injector waits for a quiet moment (everything the peer sent acknowledged) before it
 #: sends the RST anyway; at noaa's 20 envelopes/s there is one every 50 ms.
 QUIET_WAIT_S = 1.0

@@ -32,7 +32,21 @@ EMIT_S = 40  # the emitter runs this long, from the client's connect on
 HOLD_S = 50  # the client holds the stream (noaa's Stream) this long, re-dialling as noaa does
 
 
+#: Attempts when the RST raced an envelope in flight (the injector's ``raced``; rare, on a busy machine).
+RACED_TRIES = 3
+
+
 def rst_keepalive_attempt(dep: Deployment, *, keepalive: float = 15) -> Evidence:
+    """The attempt below, again while its RST raced data in flight (nothing measured: the client's
+    ACK drew the LB's RST); the evidence is the last attempt's."""
+    for _ in range(RACED_TRIES):
+        ev = _rst_keepalive_once(dep, keepalive=keepalive)
+        if not (ev.extra.get("injected") or {}).get("raced"):
+            break
+    return ev
+
+
+def _rst_keepalive_once(dep: Deployment, *, keepalive: float) -> Evidence:
     """noaa's Stream on ws://doppler:80 fed RATE envelopes/s; once envelopes flow, a RST resets its
     LB connection (2 s after the injector listens)."""
     n = int(RATE * EMIT_S)

@@ -124,6 +124,10 @@ CASES: list[tuple[str, Callable[[], Observation], Outcome]] = [
      Outcome.NOT_RECOVERED),
     ("no RST sent", lambda: v.classify_rst_keepalive(ev({"closed_by": "client"}, extra={"injected": None})),
      Outcome.IMPAIRMENT_NOT_APPLIED),
+    ("RST raced data in flight: the client learned from the LB's answer, not its keepalive",
+     lambda: v.classify_rst_keepalive(ev({"breaks": [{"at_s": 2.8, "received_so_far": 54, "close_code": 1006}]},
+                                         delivery={"unique": 390}, extra={"injected": {"seq": 1, "raced": True}})),
+     Outcome.IMPAIRMENT_NOT_APPLIED),
     # ---- idle -----------------------------------------------------------------------------------------
     ("held open", lambda: v.classify_idle(ev({"closed_by": "client"}, tc=(closed("client"),))), Outcome.PASS),
     ("LB idle cut", lambda: v.classify_idle(ev({"closed_by": "server", "close_code": 1006}, tc=(closed("lost"),))),
@@ -142,6 +146,9 @@ CASES: list[tuple[str, Callable[[], Observation], Outcome]] = [
     ("RST reached the client", lambda: v.classify_rst(ev({"closed_by": "server", "close_code": 1006},
                                                          extra={"injected": {"seq": 1}})), Outcome.STREAM_CUT),
     ("injector sent nothing", lambda: v.classify_rst(ev({"closed_by": "client"}, extra={"injected": None})),
+     Outcome.IMPAIRMENT_NOT_APPLIED),
+    ("RST raced data in flight", lambda: v.classify_rst(ev({"closed_by": "server", "close_code": 1006},
+                                                         extra={"injected": {"seq": 1, "raced": True}})),
      Outcome.IMPAIRMENT_NOT_APPLIED),
     # ---- re-dial after a break (reset gap, router death) ----------------------------------------------
     ("recovered with one gap", lambda: v.classify_redial(ev({"breaks": [{"received_so_far": 400}]},
