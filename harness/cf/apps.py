@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import functools
 import json
 import os
 import time
@@ -78,8 +80,14 @@ async def emit(doppler_url: str, app_id: str, count: int, rate: float, start: in
 
 
 def emit_cli(argv: list[str]) -> None:
-    import argparse
+    args = emit_parser().parse_args(argv)
+    result = asyncio.run(emit(args.doppler, args.app, args.count, args.rate, args.start, args.size, args.line_bytes))
+    print(json.dumps(result), flush=True)
 
+
+@functools.cache
+def emit_parser() -> argparse.ArgumentParser:
+    """Built once: the agent builds it before it forks an emitter (as ``client.parser``)."""
     parser = argparse.ArgumentParser(prog="emit", description="send sequence-numbered logs to Doppler")
     parser.add_argument("--doppler", default="ws://doppler:8082")
     parser.add_argument("--app", required=True)
@@ -89,6 +97,4 @@ def emit_cli(argv: list[str]) -> None:
     parser.add_argument("--size", type=int, default=0, help="bytes of padding per line")
     parser.add_argument("--line-bytes", type=int, default=0,
                         help="each log line exactly this long (harness.protocol.frames.log_line); overrides --size")
-    args = parser.parse_args(argv)
-    result = asyncio.run(emit(args.doppler, args.app, args.count, args.rate, args.start, args.size, args.line_bytes))
-    print(json.dumps(result), flush=True)
+    return parser
