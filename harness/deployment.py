@@ -32,6 +32,7 @@ from harness import engine, images, reaper, tls, toxiproxy
 from harness.agent import ENABLED as AGENTS_ENABLED
 from harness.agent import AgentGone, NodeAgent
 from harness.agent import handles as agent_handles
+from harness.cf.settings import EMIT_PORT
 from harness.drivers import Driver
 from harness.errors import HarnessError, NodeStartError, ScenarioError
 from harness.timeouts import scaled
@@ -993,14 +994,22 @@ class Deployment:
             args += ["--header", f"{key}: {value}"]
         return self.client_run(*args).result(30)
 
-    def emit(self, count: int, *, rate: float = 0, app: str = APP_GUID, start: int = 0,
-             size: int = 0) -> dict[str, Any]:
-        code, out = self.nodes["app"].exec(["python3", "-m", "harness.cf", "emit", "--doppler", DOPPLER_INGRESS,
-                                            "--app", app, "--count", str(count), "--rate", str(rate),
-                                            "--start", str(start), "--size", str(size)])
-        if code != 0:
-            raise ScenarioError(f"emitter failed (exit {code})", out)
-        return dict(json.loads(out.strip().splitlines()[-1]))
+    def emit(self, count: int, *, rate: float = 0, app: str = APP_GUID, start: int = 0, size: int = 0,
+             line_bytes: int = 0) -> dict[str, Any]:
+        """Send ``count`` sequence-numbered log lines through Doppler and wait until they are sent:
+        the app node's resident emitter (``harness.cf.apps.EmitEndpoint``), asked through its agent."""
+        query = urlencode({"doppler": DOPPLER_INGRESS, "app": app, "count": count, "rate": rate, "start": start,
+                           "size": size, "line_bytes": line_bytes})
+        budget = scaled(30 + (count / rate if rate > 0 else count / 1000))
+        code, out = self.nodes["app"].exec(["curl", "-sf", "-m", f"{budget:.0f}",
+                                            f"http://127.0.0.1:{EMIT_PORT}/emit?{query}"])
+        try:
+            result = dict(json.loads(out)) if code == 0 else {}
+        except ValueError:
+            result = {}
+        if result.get("event") != "emitted":
+            raise ScenarioError(f"emitter failed (curl exit {code})", out)
+        return result
 
     def client_ip(self) -> str:
         return self.nodes["client"].ip(self.networks["edge"])

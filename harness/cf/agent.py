@@ -15,7 +15,7 @@ safe; every command runs in a forked child with the modules already imported:
 - ``python3 -c <code>``: the code, as the interpreter would run it;
 - anything else is ``exec``'d as it is.
 
-``curl -sf <url>``, a GET of the node's own status endpoint, is not forked: the selector drives
+``curl -sf [-m SECONDS] <url>``, a GET of the node's own endpoint, is not forked: the selector drives
 it (``harness.cf.nodeget``), printing the body; exit 22 on an HTTP error, 7 when nothing answers,
 as curl does.
 """
@@ -31,7 +31,7 @@ import time
 import traceback
 from typing import Any
 
-from harness.cf.nodeget import NodeGet
+from harness.cf.nodeget import TIMEOUT_S, NodeGet
 
 #: Imported once, before the first CF command's fork: what the client, emitter and frames commands need,
 #: and what their first name look-up imports (asyncio's getaddrinfo runs in a thread pool; the host
@@ -43,8 +43,23 @@ CF = ["python3", "-m", "harness.cf"]
 
 def handles(cmd: list[str]) -> bool:
     """The commands ``_command`` runs itself (anything else would only be ``exec``'d): the CF
-    image's roles, ``curl -sf URL`` of a node's own endpoint and ``python3 -c CODE``."""
-    return cmd[:3] == CF or (cmd[:2] in (["curl", "-sf"], ["python3", "-c"]) and len(cmd) == 3)
+    image's roles, ``curl -sf [-m SECONDS] URL`` of a node's own endpoint and ``python3 -c CODE``."""
+    return cmd[:3] == CF or curl_get(cmd) is not None or (cmd[:2] == ["python3", "-c"] and len(cmd) == 3)
+
+
+def curl_get(cmd: list[str]) -> tuple[str, float] | None:
+    """(URL, timeout) of ``curl -sf URL`` (curl's own limit is none; the fork's was 30 s) or of
+    ``curl -sf -m SECONDS URL`` (curl's ``--max-time``); None for any other command."""
+    if cmd[:2] != ["curl", "-sf"]:
+        return None
+    if len(cmd) == 3:
+        return cmd[2], TIMEOUT_S
+    if len(cmd) == 5 and cmd[2] == "-m":
+        try:
+            return cmd[4], float(cmd[3])
+        except ValueError:
+            return None
+    return None
 
 
 def main(argv: list[str]) -> None:
@@ -107,8 +122,8 @@ class Agent:
 
     def _start(self, request: dict[str, Any]) -> None:
         argv = list(request["argv"])
-        if argv[:2] == ["curl", "-sf"] and len(argv) == 3:
-            get = NodeGet(argv[2])
+        if (url := curl_get(argv)) is not None:
+            get = NodeGet(*url)
             self.gets[get] = request["id"]
             self.selector.register(get.sock, selectors.EVENT_WRITE, get)
             return self._settle(get)

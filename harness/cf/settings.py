@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     import ssl
 
 
+#: The app node's resident emitter's port, on its loopback (``harness.cf.apps.EmitEndpoint``).
+EMIT_PORT = 8099
+
+
 def env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 

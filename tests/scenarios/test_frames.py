@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from harness.deployment import APP_GUID, DOPPLER_INGRESS, ClientRun, Deployment
+from harness.deployment import APP_GUID, ClientRun, Deployment
 from harness.frame_checks import CHECKS, combine, observe, side_by_side
 from harness.outcomes import Observation
 from harness.protocol.frames import MAX_LOG_LINE
@@ -61,9 +61,7 @@ def log_line_attempts(dep: Deployment, *, line_bytes: int = MAX_LOG_LINE) -> tup
     direct, through = frames_run(dep, "log-line", *stream, direct=True), frames_run(dep, "log-line", *stream)
     direct.wait_event("connected", 15)
     through.wait_event("connected", 15)
-    code, out = dep.nodes["app"].exec(["python3", "-m", "harness.cf", "emit", "--doppler", DOPPLER_INGRESS, "--app",
-                                       APP_GUID, "--count", "1", "--start", str(seq), "--line-bytes", str(line_bytes)])
-    assert code == 0, out
+    dep.emit(1, start=seq, line_bytes=line_bytes)
     return dep.evidence(through, through.result(60)), dep.evidence(direct, direct.result(60))
 
 

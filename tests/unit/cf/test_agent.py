@@ -67,6 +67,8 @@ def test_a_crash_is_the_command_s_output_and_exit_1() -> None:
     (["python3", "-m", "harness.cf", "logs"], True),
     (["curl", "-sf", "http://127.0.0.1:8088/harness/events"], True),
     (["python3", "-c", "pass"], True),
+    (["curl", "-sf", "-m", "45", "http://127.0.0.1:8099/emit?app=a"], True),  # curl's --max-time
+    (["curl", "-sf", "-m", "soon", "http://x"], False),  # not a number: real curl says so
     (["curl", "-s", "http://x"], False),  # without -f curl's exit code means something else
     (["iptables", "-L"], False),  # other tools keep their own docker exec
 ])
@@ -130,4 +132,13 @@ def test_a_get_nobody_answers_ends_at_its_timeout_as_nothing_answering() -> None
             get.expire(time.monotonic())
     assert get.exit == 7 and not get.body and not get.sending
     get.sock.close()
+    silent.close()
+
+
+def test_a_get_with_a_max_time_waits_that_long_not_the_default() -> None:
+    """``-m SECONDS`` (a long emit, say) is the GET's timeout: a silent endpoint ends it then, exit 7."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    began = time.monotonic()
+    runs = agent({"id": "g", "argv": ["curl", "-sf", "-m", "1", f"http://127.0.0.1:{silent.getsockname()[1]}/"]})
+    assert runs["g"] == {"out": [], "exit": 7} and 0.9 < time.monotonic() - began < 10
     silent.close()
