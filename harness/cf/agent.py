@@ -31,6 +31,7 @@ import time
 import traceback
 from typing import Any
 
+from harness.cf import workers
 from harness.cf.nodeget import TIMEOUT_S, NodeGet
 
 #: Imported once, before the first CF command's fork: what the client, emitter and frames commands need,
@@ -38,7 +39,7 @@ from harness.cf.nodeget import TIMEOUT_S, NodeGet
 #: name goes through the IDNA codec, which imports unicodedata): ~3 ms a command when each child did.
 PRELOAD = ("harness.cf.client", "harness.cf.v2clients", "harness.cf.apps", "harness.cf.frames",
            "concurrent.futures.thread", "encodings.idna")
-CF = ["python3", "-m", "harness.cf"]
+CF = workers.CF
 
 
 def handles(cmd: list[str]) -> bool:
@@ -87,6 +88,8 @@ class Agent:
         self.pending = b""
         self.preloaded = False
         self.gets: dict[NodeGet, str] = {}  # GETs in flight, with their request ids
+        self.idle: list[workers.Worker] = []  # workers waiting for a command
+        self.taking = True  # False once the harness closed the session
         os.set_blocking(0, False)
         self.selector.register(0, selectors.EVENT_READ, None)
 
@@ -95,6 +98,8 @@ class Agent:
             for key, events in self.selector.select(self._until_first_deadline()):
                 if key.data is None:
                     self._read_requests()
+                elif isinstance(key.data, workers.Worker):
+                    self._worker_answered(key.data)
                 elif isinstance(key.data, NodeGet):
                     key.data.on_ready(writable=bool(events & selectors.EVENT_WRITE))
                     self._settle(key.data)
@@ -113,6 +118,9 @@ class Agent:
         data = os.read(0, 65536)
         if not data:  # the harness closed the session: finish what runs, take no more
             self.selector.unregister(0)
+            self.taking = False
+            for worker in list(self.idle):
+                self._retire(worker)
             return
         self.pending += data
         while b"\n" in self.pending:
@@ -130,6 +138,8 @@ class Agent:
         if argv[:3] == CF and not self.preloaded:
             preload()
             self.preloaded = True
+        if workers.poolable(argv):
+            return self._start_in_worker(request)
         read_end, write_end = os.pipe()
         # The child's collector then leaves the agent's (preloaded) objects alone: without it, its
         # first collection writes to every one of them and copies their pages (Python's gc docs,
@@ -138,9 +148,73 @@ class Agent:
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)
+            self._close_in_child()  # a worker ends when its socket closes: no copy of it may live on here
             _run_child(write_end, list(request["argv"]), dict(request.get("env") or {}))
         os.close(write_end)
         self.selector.register(read_end, selectors.EVENT_READ, {"id": request["id"], "pid": pid, "buffer": b""})
+
+    def _start_in_worker(self, request: dict[str, Any]) -> None:
+        """Run the request in an idle worker, or a new one (``harness.cf.workers``)."""
+        for _ in range(workers.MAX_IDLE + 1):
+            worker = self.idle.pop() if self.idle else self._spawn()
+            try:
+                read_end = worker.start(request)
+                break
+            except OSError:  # it ended while idle (its socket's EOF not read yet): the next one
+                self._retire(worker)
+        else:
+            raise RuntimeError("no worker took the command")
+        worker.run = {"id": request["id"], "worker": worker, "buffer": b"", "eof": False, "exit": None}
+        self.selector.register(read_end, selectors.EVENT_READ, worker.run)
+
+    def _spawn(self) -> workers.Worker:
+        gc.freeze()  # as for a fork per command: the worker's collector leaves the agent's objects alone
+        worker = workers.spawn(run_command, self._close_in_child)
+        self.selector.register(worker.sock, selectors.EVENT_READ, worker)
+        return worker
+
+    def _close_in_child(self) -> None:
+        """In a new child: the workers' sockets are the agent's (a worker ends when the agent closes
+        its end, so no other process may hold a copy)."""
+        for other in self._workers():
+            other.sock.close()
+
+    def _workers(self) -> list[workers.Worker]:
+        return [key.data for key in self.selector.get_map().values() if isinstance(key.data, workers.Worker)]
+
+    def _worker_answered(self, worker: workers.Worker) -> None:
+        if worker.reaped:  # let go earlier in this round of the selector: its event is stale
+            return
+        gone, code = worker.answer()
+        if gone:  # it ended (after its last command, or a command ended the process)
+            self.selector.unregister(worker.sock)
+            code = worker.reap()
+            if worker in self.idle:
+                self.idle.remove(worker)
+        if worker.run is not None and worker.run["exit"] is None and code is not None:
+            worker.run["exit"] = code
+            self._finish_if_done(worker.run)
+
+    def _finish_if_done(self, run: dict[str, Any]) -> None:
+        """A worker's command is over once its output ended and its exit code came: report it, then
+        keep the worker for the next command or let it go."""
+        if not run["eof"] or run["exit"] is None:
+            return
+        _send({"id": run["id"], "exit": run["exit"]})
+        worker = run["worker"]
+        worker.run = None
+        if worker.again and not worker.reaped and self.taking and len(self.idle) < workers.MAX_IDLE:
+            self.idle.append(worker)
+        else:
+            self._retire(worker)
+
+    def _retire(self, worker: workers.Worker) -> None:
+        """Let a worker go: it ends once its socket closes."""
+        if worker in self.idle:
+            self.idle.remove(worker)
+        if not worker.reaped:
+            self.selector.unregister(worker.sock)
+            worker.reap()
 
     def _settle(self, get: NodeGet) -> None:
         """Watch the GET for what it waits on next; once it has its exit code, report it as a child's."""
@@ -165,6 +239,9 @@ class Agent:
             _send({"id": state["id"], "out": state["buffer"].decode(errors="replace")})
         self.selector.unregister(fd)
         os.close(fd)
+        if "worker" in state:
+            state["eof"] = True
+            return self._finish_if_done(state)
         _, status = os.waitpid(state["pid"], 0)
         _send({"id": state["id"], "exit": os.waitstatus_to_exitcode(status)})
 
@@ -184,6 +261,11 @@ def _run_child(out_fd: int, argv: list[str], env: dict[str, str]) -> None:
     os.dup2(out_fd, 2)
     os.close(out_fd)
     os.environ.update(env)
+    os._exit(run_command(argv))
+
+
+def run_command(argv: list[str]) -> int:
+    """Run one command in this process (stdout and stderr already where they go): its exit code."""
     code = 1
     try:
         code = _command(argv)
@@ -197,7 +279,7 @@ def _run_child(out_fd: int, argv: list[str], env: dict[str, str]) -> None:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-    os._exit(code)
+    return code
 
 
 def _command(argv: list[str]) -> int:

@@ -473,9 +473,8 @@ def cmd_http(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
-    if hasattr(args, "tcp_keepalive"):
-        global KEEPALIVE
-        KEEPALIVE = TcpKeepalive(args.tcp_keepalive, args.tcp_keepalive)
+    global KEEPALIVE  # this command's, not the last one's (harness.cf.workers runs many in one process)
+    KEEPALIVE = TcpKeepalive(args.tcp_keepalive, args.tcp_keepalive) if hasattr(args, "tcp_keepalive") else TcpKeepalive()
     args.func(args)
 
 

@@ -142,3 +142,67 @@ def test_a_get_with_a_max_time_waits_that_long_not_the_default() -> None:
     runs = agent({"id": "g", "argv": ["curl", "-sf", "-m", "1", f"http://127.0.0.1:{silent.getsockname()[1]}/"]})
     assert runs["g"] == {"out": [], "exit": 7} and 0.9 < time.monotonic() - began < 10
     silent.close()
+
+
+# ---- reusable workers (harness.cf.workers) -------------------------------------------------------
+
+PID = "import os; print(os.getpid())"
+
+
+def test_commands_in_turn_run_in_one_worker_each_with_its_own_output_and_exit() -> None:
+    """One after another (each request sent once the last ended): the same worker process."""
+    out = run_in_turn([{"argv": ["python3", "-c", PID]},
+                       {"argv": ["python3", "-c", "import sys; print('second'); sys.exit(3)"]},
+                       {"argv": ["python3", "-c", PID]}])
+    assert out[1] == {"out": ["second"], "exit": 3}
+    assert out[0]["exit"] == out[2]["exit"] == 0 and out[0]["out"] == out[2]["out"]
+
+
+def test_a_command_does_not_see_the_environment_the_last_one_was_given() -> None:
+    show = "import os; print(os.environ.get('HARNESS_ATTEMPT', '-'), os.getpid())"
+    out = run_in_turn([{"argv": ["python3", "-c", show], "env": {"HARNESS_ATTEMPT": "a1"}},
+                       {"argv": ["python3", "-c", show]}])
+    (first, pid1), (second, pid2) = (o["out"][0].split() for o in out)
+    assert (first, second) == ("a1", "-") and pid1 == pid2
+
+
+def test_a_worker_left_with_a_thread_running_is_not_given_another_command() -> None:
+    spin = "import threading, time; threading.Thread(target=time.sleep, args=(3,), daemon=True).start(); " + PID
+    out = run_in_turn([{"argv": ["python3", "-c", spin]}, {"argv": ["python3", "-c", PID]}])
+    assert out[0]["out"] != out[1]["out"]
+
+
+def test_a_command_that_ends_its_process_reports_its_code_and_the_next_gets_a_new_worker() -> None:
+    out = run_in_turn([{"argv": ["python3", "-c", "import os; print('bye', flush=True); os._exit(4)"]},
+                       {"argv": ["python3", "-c", PID]}])
+    assert out[0] == {"out": ["bye"], "exit": 4} and out[1]["exit"] == 0
+
+
+def test_commands_at_once_run_in_workers_of_their_own() -> None:
+    slow = "import time; time.sleep(0.5); " + PID
+    runs = agent({"id": "a", "argv": ["python3", "-c", slow]}, {"id": "b", "argv": ["python3", "-c", slow]})
+    assert runs["a"]["exit"] == runs["b"]["exit"] == 0 and runs["a"]["out"] != runs["b"]["out"]
+
+
+def run_in_turn(requests: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Send each request once the previous one's exit came back; their outputs and exit codes."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cf", "agent"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    results: list[dict[str, object]] = []
+    try:
+        for i, request in enumerate(requests):
+            proc.stdin.write(json.dumps({"id": str(i), **request}) + "\n")
+            proc.stdin.flush()
+            lines: list[str] = []
+            for line in proc.stdout:
+                message = json.loads(line)
+                if "exit" in message:
+                    results.append({"out": lines, "exit": message["exit"]})
+                    break
+                lines.append(message["out"])
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0  # idle workers let go, the agent ends
+    finally:
+        proc.kill()
+    return results
