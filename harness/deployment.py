@@ -998,10 +998,10 @@ class Deployment:
              line_bytes: int = 0) -> dict[str, Any]:
         """Send ``count`` sequence-numbered log lines through Doppler and wait until they are sent:
         the app node's resident emitter (``harness.cf.apps.EmitEndpoint``), asked through its agent."""
+        within = round(scaled(30 + (count / rate if rate > 0 else count / 1000)))  # the emitter stops then
         query = urlencode({"doppler": DOPPLER_INGRESS, "app": app, "count": count, "rate": rate, "start": start,
-                           "size": size, "line_bytes": line_bytes})
-        budget = scaled(30 + (count / rate if rate > 0 else count / 1000))
-        code, out = self.nodes["app"].exec(["curl", "-sf", "-m", f"{budget:.0f}",
+                           "size": size, "line_bytes": line_bytes, "within": within})
+        code, out = self.nodes["app"].exec(["curl", "-sf", "-m", str(within + 10),  # its answer then comes
                                             f"http://127.0.0.1:{EMIT_PORT}/emit?{query}"])
         try:
             result = dict(json.loads(out)) if code == 0 else {}

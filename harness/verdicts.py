@@ -265,7 +265,7 @@ def _rst_not_applied(ev: Evidence) -> Observation | None:
     injected = ev.extra.get("injected")
     if not injected:
         return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the injector sent no RST")
-    if injected.get("raced"):
+    if injected.get("raced") and injected.get("in_window", True):  # an out-of-window RST changes nothing
         return Observation(Outcome.IMPAIRMENT_NOT_APPLIED, "the RST raced data in flight: the client's ACK "
                                                            "drew the LB's RST")
     return None

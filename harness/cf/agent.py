@@ -9,11 +9,13 @@ was a large share of the suite's time. The harness starts this agent once per no
 Protocol, one JSON object per line. In: ``{"id": "r1", "argv": [...], "env": {...}}``. Out:
 ``{"id": "r1", "out": "<a line of the command's stdout+stderr>"}`` ... ``{"id": "r1", "exit": 0}``.
 The agent is single-threaded (a selector over stdin and the commands' pipes) so that ``fork`` is
-safe; every command runs in a forked child with the modules already imported:
+safe; commands run in forked children with the modules already imported:
 
-- ``python3 -m harness.cf <role> ...``: the role's ``main``, as ``python3 -m`` would run it;
-- ``python3 -c <code>``: the code, as the interpreter would run it;
-- anything else is ``exec``'d as it is.
+- ``python3 -m harness.cf <role> ...``: the role's ``main``, as ``python3 -m`` would run it; a
+  client kind runs in a reusable worker (``harness.cf.workers``), a capture, a Scapy peer or a
+  server in a fork of its own (the harness signals it by its pid);
+- ``python3 -c <code>``: the code, as the interpreter would run it, in a reusable worker;
+- anything else is ``exec``'d as it is, in a fork of its own.
 
 ``curl -sf [-m SECONDS] <url>``, a GET of the node's own endpoint, is not forked: the selector drives
 it (``harness.cf.nodeget``), printing the body; exit 22 on an HTTP error, 7 when nothing answers,
@@ -40,6 +42,8 @@ from harness.cf.nodeget import TIMEOUT_S, NodeGet
 PRELOAD = ("harness.cf.client", "harness.cf.v2clients", "harness.cf.apps", "harness.cf.frames",
            "concurrent.futures.thread", "encodings.idna")
 CF = workers.CF
+#: How often the loop looks for the exit of workers it let go (they end within milliseconds).
+COLLECT_S = 0.05
 
 
 def handles(cmd: list[str]) -> bool:
@@ -50,7 +54,8 @@ def handles(cmd: list[str]) -> bool:
 
 def curl_get(cmd: list[str]) -> tuple[str, float] | None:
     """(URL, timeout) of ``curl -sf URL`` (curl's own limit is none; the fork's was 30 s) or of
-    ``curl -sf -m SECONDS URL`` (curl's ``--max-time``); None for any other command."""
+    ``curl -sf -m SECONDS URL`` (curl's ``--max-time``, except that 0 here is no time at all, not no
+    limit); None for any other command."""
     if cmd[:2] != ["curl", "-sf"]:
         return None
     if len(cmd) == 3:
@@ -80,8 +85,8 @@ def preload() -> None:
 
 
 class Agent:
-    """Reads requests from stdin, forks one child per request (a GET of the node's own endpoint runs
-    in the loop), relays the children's output."""
+    """Reads requests from stdin, runs each in a worker or a fork of its own (a GET of the node's own
+    endpoint in the loop), relays their output."""
 
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
@@ -89,6 +94,7 @@ class Agent:
         self.preloaded = False
         self.gets: dict[NodeGet, str] = {}  # GETs in flight, with their request ids
         self.idle: list[workers.Worker] = []  # workers waiting for a command
+        self.ending: list[workers.Worker] = []  # workers let go, their exit status not collected yet
         self.taking = True  # False once the harness closed the session
         os.set_blocking(0, False)
         self.selector.register(0, selectors.EVENT_READ, None)
@@ -109,10 +115,14 @@ class Agent:
             for get in list(self.gets):
                 get.expire(now)
                 self._settle(get)
+            self._collect()
+        self._collect(wait=True)
 
     def _until_first_deadline(self) -> float | None:
-        """Seconds until the first GET in flight times out (None: no GET, wait for I/O only)."""
-        return max(0.0, min(get.deadline for get in self.gets) - time.monotonic()) if self.gets else None
+        """Seconds until the first GET in flight times out, or the next look at workers let go
+        (None: wait for I/O only)."""
+        waits = [get.deadline - time.monotonic() for get in self.gets] + ([COLLECT_S] if self.ending else [])
+        return max(0.0, min(waits)) if waits else None
 
     def _read_requests(self) -> None:
         data = os.read(0, 65536)
@@ -138,8 +148,14 @@ class Agent:
         if argv[:3] == CF and not self.preloaded:
             preload()
             self.preloaded = True
-        if workers.poolable(argv):
+            for worker in list(self.idle):  # forked before: they would import it all again, privately
+                self._retire(worker)
+        if workers.poolable(argv) and len(json.dumps(request)) < workers.REQUEST_MAX:
             return self._start_in_worker(request)
+        self._start_in_fork(request)
+
+    def _start_in_fork(self, request: dict[str, Any]) -> None:
+        """Run the request in a forked child of its own, which exits with the command's code."""
         read_end, write_end = os.pipe()
         # The child's collector then leaves the agent's (preloaded) objects alone: without it, its
         # first collection writes to every one of them and copies their pages (Python's gc docs,
@@ -159,13 +175,16 @@ class Agent:
             worker = self.idle.pop() if self.idle else self._spawn()
             try:
                 read_end = worker.start(request)
-                break
-            except OSError:  # it ended while idle (its socket's EOF not read yet): the next one
+            except (BrokenPipeError, ConnectionResetError):  # it ended while idle (EOF not read yet)
                 self._retire(worker)
-        else:
-            raise RuntimeError("no worker took the command")
-        worker.run = {"id": request["id"], "worker": worker, "buffer": b"", "eof": False, "exit": None}
-        self.selector.register(read_end, selectors.EVENT_READ, worker.run)
+                continue
+            except OSError:  # the request does not fit a message, no fd left...: not the worker's fault
+                self.idle.append(worker)
+                break
+            worker.run = {"id": request["id"], "worker": worker, "buffer": b"", "eof": False, "exit": None}
+            self.selector.register(read_end, selectors.EVENT_READ, worker.run)
+            return
+        self._start_in_fork(request)
 
     def _spawn(self) -> workers.Worker:
         gc.freeze()  # as for a fork per command: the worker's collector leaves the agent's objects alone
@@ -183,12 +202,14 @@ class Agent:
         return [key.data for key in self.selector.get_map().values() if isinstance(key.data, workers.Worker)]
 
     def _worker_answered(self, worker: workers.Worker) -> None:
-        if worker.reaped:  # let go earlier in this round of the selector: its event is stale
+        if worker.closed:  # let go earlier in this round of the selector: its event is stale
             return
         gone, code = worker.answer()
-        if gone:  # it ended (after its last command, or a command ended the process)
+        if gone:  # it ended (after its last command, or a command ended the process): its status
             self.selector.unregister(worker.sock)
-            code = worker.reap()
+            worker.close()
+            worker.collect(wait=True)
+            code = worker.status
             if worker in self.idle:
                 self.idle.remove(worker)
         if worker.run is not None and worker.run["exit"] is None and code is not None:
@@ -203,18 +224,23 @@ class Agent:
         _send({"id": run["id"], "exit": run["exit"]})
         worker = run["worker"]
         worker.run = None
-        if worker.again and not worker.reaped and self.taking and len(self.idle) < workers.MAX_IDLE:
+        if worker.again and not worker.closed and self.taking and len(self.idle) < workers.MAX_IDLE:
             self.idle.append(worker)
         else:
             self._retire(worker)
 
     def _retire(self, worker: workers.Worker) -> None:
-        """Let a worker go: it ends once its socket closes."""
+        """Let a worker go: it ends once its socket closes, and is collected in the loop (``_collect``)."""
         if worker in self.idle:
             self.idle.remove(worker)
-        if not worker.reaped:
+        if not worker.closed:
             self.selector.unregister(worker.sock)
-            worker.reap()
+            worker.close()
+            self.ending.append(worker)
+
+    def _collect(self, wait: bool = False) -> None:
+        """Collect the exit status of the workers let go (all of them, waiting, with ``wait``)."""
+        self.ending = [worker for worker in self.ending if not worker.collect(wait)]
 
     def _settle(self, get: NodeGet) -> None:
         """Watch the GET for what it waits on next; once it has its exit code, report it as a child's."""
@@ -267,6 +293,7 @@ def _run_child(out_fd: int, argv: list[str], env: dict[str, str]) -> None:
 def run_command(argv: list[str]) -> int:
     """Run one command in this process (stdout and stderr already where they go): its exit code."""
     code = 1
+    _attempt_from_env()
     try:
         code = _command(argv)
     except SystemExit as exc:  # as the interpreter reports it: a message goes to stderr, exit 1
@@ -284,7 +311,6 @@ def run_command(argv: list[str]) -> int:
 
 def _command(argv: list[str]) -> int:
     if argv[:3] == CF:
-        _attempt_from_env()
         from harness.cf.__main__ import main as cf_main
 
         cf_main(argv[3:])
@@ -297,7 +323,11 @@ def _command(argv: list[str]) -> int:
 
 
 def _attempt_from_env() -> None:
-    """The preloaded client modules read the attempt id at import; this command's id is in env."""
+    """The preloaded client modules read the attempt id at import; this command's id is in env.
+    The client's TCP keepalive is Go's default again (``frames`` dials through it too, without
+    ``client.main``, and a worker's last command may have turned it off)."""
     for name in ("harness.cf.client", "harness.cf.crowd"):
         if (module := sys.modules.get(name)) is not None:
             module.ATTEMPT = os.environ.get("HARNESS_ATTEMPT", "")  # type: ignore[attr-defined]
+    if (client := sys.modules.get("harness.cf.client")) is not None:
+        client.KEEPALIVE = client.TcpKeepalive()  # type: ignore[attr-defined]

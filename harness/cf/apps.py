@@ -49,7 +49,8 @@ class EmitEndpoint(BaseHTTPRequestHandler):
     forking ``emit`` (~15 ms of CPU a fork on the loaded cores, ~500 emits a qualification); the real
     cell's loggregator agent is resident too. ``python3 -m harness.cf emit`` stays, for a shell.
 
-    ``GET /emit?app=&count=&rate=&start=&size=&line_bytes=&doppler=``: runs ``emit`` and answers
+    ``GET /emit?app=&count=&rate=&start=&size=&line_bytes=&doppler=&within=``: runs ``emit``, stopped
+    after ``within`` seconds, and answers
     its result (JSON); a failure answers ``{"event": "failed", "error": ...}``, with status 200 so
     that the harness's ``curl -sf`` shows it."""
 
@@ -59,10 +60,14 @@ class EmitEndpoint(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        within = float(query.get("within", 3600))
         try:
-            result = asyncio.run(emit(query.get("doppler", DOPPLER_URL), query["app"], int(query.get("count", 1000)),
-                                      float(query.get("rate", 0)), int(query.get("start", 0)),
-                                      int(query.get("size", 0)), int(query.get("line_bytes", 0))))
+            sending = emit(query.get("doppler", DOPPLER_URL), query["app"], int(query.get("count", 1000)),
+                           float(query.get("rate", 0)), int(query.get("start", 0)), int(query.get("size", 0)),
+                           int(query.get("line_bytes", 0)))
+            result = asyncio.run(asyncio.wait_for(sending, within))
+        except TimeoutError:  # stopped: it must not go on into the harness's next attempt
+            result = {"event": "failed", "error": f"not all sent within {within:g} s"}
         except Exception as exc:  # noqa: BLE001  the harness reports it, with the emitter's words
             result = {"event": "failed", "error": repr(exc)}
         data = json.dumps(result).encode()

@@ -164,7 +164,10 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
     data_end: dict[tuple[str, int], int] = {}  # -> the sequence number after the peer's last data byte
     quiet: dict[tuple[str, int], bool] = {}  # -> this end has acknowledged all the peer's data since
 
+    latest = [0.0]  # the capture time of the last packet the sniffer got to
+
     def keep(pkt: Any) -> None:
+        latest[0] = max(latest[0], float(pkt.time))
         if TCP not in pkt:
             return
         if pkt[TCP].sport == port:
@@ -205,6 +208,9 @@ def inject_rst(port: int, after: float, seq_offset: int = 0) -> None:
     sent_at = time.time()
     send(rst, verbose=False)
     time.sleep(RACE_WINDOW_S)
+    caught_up = time.monotonic() + CATCH_UP_S  # the sniffer dissects behind the wire on a busy machine
+    while latest[0] < sent_at + RACE_WINDOW_S and time.monotonic() < caught_up:
+        time.sleep(0.01)
     sniffer.stop()
     print(json.dumps({"event": "result", "injected": {"src": f"{pkt[IP].dst}:{seg.dport}",
                                                       "dst": f"{pkt[IP].src}:{seg.sport}", "seq": seq,
@@ -225,6 +231,9 @@ def raced(segments: list[tuple[float, bool]], sent_at: float) -> bool:
 #: How long the injector watches after its RST for a segment from this end (the race above): data
 #: in flight arrives within milliseconds, and Linux delays an ACK 40-200 ms at most.
 RACE_WINDOW_S = 0.5
+#: How long the injector then waits at most for its sniffer to reach packets captured after that
+#: window (a quiet link has none: it waits this long for nothing).
+CATCH_UP_S = 1.0
 #: How long the injector waits for a quiet moment (everything the peer sent acknowledged) before it
 #: sends the RST anyway; at noaa's 20 envelopes/s there is one every 50 ms.
 QUIET_WAIT_S = 1.0

@@ -6,7 +6,8 @@ about 12 ms of system CPU a command on the loaded cores, and a qualification run
 A worker pays that once and keeps its pages for the next command.
 
 What a command could leave for the next is reset or refused: the environment is restored before
-each command; a worker whose command left a thread running, or that ran ``MAX_COMMANDS``, ends.
+each command (and the agent resets the client's attempt id and TCP keepalive); a worker whose
+command left a thread running or a socket open, or that ran ``MAX_COMMANDS``, ends.
 Only short commands that nobody signals by pid run in a worker (client kinds and ``python3 -c``
 scripts); captures, Scapy peers and servers keep a fork of their own, whose pid is theirs.
 
@@ -54,17 +55,21 @@ class Worker:
     sock: socket.socket
     run: dict[str, Any] | None = None  # the agent's state of the command it runs
     again: bool = False  # it said it takes another command
-    reaped: bool = False
-    commands: int = 0
+    closed: bool = False  # the agent let it go (its socket closed)
+    status: int | None = None  # its exit code, once collected
+    killed_at: float = 0.0  # when collecting gives up waiting and kills it
 
     def start(self, request: dict[str, Any]) -> int:
         """Hand the worker ``request``; the read end of the command's output pipe."""
         read_end, write_end = os.pipe()
         try:
             socket.send_fds(self.sock, [json.dumps(request).encode()], [write_end])
+        except OSError:
+            os.close(read_end)
+            raise
         finally:
             os.close(write_end)
-        self.again, self.commands = False, self.commands + 1
+        self.again = False
         return read_end
 
     def answer(self) -> tuple[bool, int | None]:
@@ -81,22 +86,27 @@ class Worker:
         self.again = bool(message["again"])
         return False, int(message["exit"])
 
-    def reap(self) -> int:
-        """Close the worker's socket (an idle worker ends on that) and collect its exit status; one
-        that does not end within ``REAP_S`` is killed."""
+    def close(self) -> None:
+        """Close the agent's end: an idle worker ends on that (its next read finds EOF)."""
         self.sock.close()
-        if self.reaped:
-            return 1
-        self.reaped = True
-        deadline = time.monotonic() + REAP_S
-        while True:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        self.closed = True
+        self.killed_at = time.monotonic() + REAP_S
+
+    def collect(self, wait: bool = False) -> bool:
+        """Whether its exit status is in (``status``); with ``wait``, wait for it. One that has not
+        ended ``REAP_S`` after it was let go is killed."""
+        while self.status is None:
+            pid, status = os.waitpid(self.pid, 0 if wait and not self.killed_at else os.WNOHANG)
             if pid:
-                return os.waitstatus_to_exitcode(status)
-            if time.monotonic() > deadline:
+                self.status = os.waitstatus_to_exitcode(status)
+            elif self.killed_at and time.monotonic() > self.killed_at:
                 os.kill(self.pid, signal.SIGKILL)
-                deadline = float("inf")
-            time.sleep(0.005)
+                self.killed_at = 0.0
+            elif not wait:
+                return False
+            else:
+                time.sleep(0.005)
+        return True
 
 
 def spawn(run_one: Callable[[list[str]], int], close_in_child: Callable[[], None]) -> Worker:
@@ -105,9 +115,12 @@ def spawn(run_one: Callable[[list[str]], int], close_in_child: Callable[[], None
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:
-        mine.close()
-        close_in_child()
-        serve(theirs, run_one)
+        try:
+            mine.close()
+            close_in_child()
+            serve(theirs, run_one)
+        finally:  # whatever went wrong, never back into the agent's own loop
+            os._exit(1)
     theirs.close()
     mine.setblocking(False)
     return Worker(pid, mine)
@@ -119,6 +132,7 @@ def serve(sock: socket.socket, run_one: Callable[[list[str]], int]) -> NoReturn:
     devnull_in, devnull_out = os.open(os.devnull, os.O_RDONLY), os.open(os.devnull, os.O_WRONLY)
     for fd, target in ((0, devnull_in), (1, devnull_out), (2, devnull_out)):  # not the agent's own stdio
         os.dup2(target, fd)
+    sockets = _sockets()
     for done in range(1, MAX_COMMANDS + 1):
         try:
             data, fds, _, _ = socket.recv_fds(sock, REQUEST_MAX, 1)
@@ -136,7 +150,7 @@ def serve(sock: socket.socket, run_one: Callable[[list[str]], int]) -> NoReturn:
         code = run_one(list(request["argv"]))
         os.dup2(devnull_out, 1)  # the pipe's last write end: the agent reads its EOF
         os.dup2(devnull_out, 2)
-        again = done < MAX_COMMANDS and threading.active_count() == 1
+        again = done < MAX_COMMANDS and threading.active_count() == 1 and _sockets() <= sockets
         try:
             sock.send(json.dumps({"exit": code, "again": again}).encode())
         except OSError:
@@ -144,3 +158,17 @@ def serve(sock: socket.socket, run_one: Callable[[list[str]], int]) -> NoReturn:
         if not again:
             break
     os._exit(0)
+
+
+def _sockets() -> set[str]:
+    """The sockets this process holds open (``socket:[inode]``): a command that left one open (a
+    connection it never closed) ends its worker, and the exit closes it, as a fork's exit did."""
+    held = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            held.add(target)
+    return held

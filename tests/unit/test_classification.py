@@ -150,6 +150,10 @@ CASES: list[tuple[str, Callable[[], Observation], Outcome]] = [
     ("RST raced data in flight", lambda: v.classify_rst(ev({"closed_by": "server", "close_code": 1006},
                                                          extra={"injected": {"seq": 1, "raced": True}})),
      Outcome.IMPAIRMENT_NOT_APPLIED),
+    ("an out-of-window RST is judged even if the client sent something after it",
+     lambda: v.classify_rst(ev({"closed_by": "client"}, tc=(closed("client", 110.0),),
+                               extra={"injected": {"seq": 1, "raced": True, "in_window": False}})),
+     Outcome.RST_IGNORED),
     # ---- re-dial after a break (reset gap, router death) ----------------------------------------------
     ("recovered with one gap", lambda: v.classify_redial(ev({"breaks": [{"received_so_far": 400}]},
                                                             delivery=done(900, lost=100, lost_ranges=[[400, 499]],

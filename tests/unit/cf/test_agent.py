@@ -206,3 +206,21 @@ def run_in_turn(requests: list[dict[str, object]]) -> list[dict[str, object]]:
     finally:
         proc.kill()
     return results
+
+
+def test_a_worker_left_with_a_socket_open_is_not_given_another_command() -> None:
+    """A connection a command never closed ends with its worker, as it ended with a fork."""
+    leave = "import socket, sys; sys.kept = socket.socket(); " + PID  # still referenced: still open
+    out = run_in_turn([{"argv": ["python3", "-c", leave]}, {"argv": ["python3", "-c", PID]}])
+    assert out[0]["exit"] == out[1]["exit"] == 0 and out[0]["out"] != out[1]["out"]
+
+
+def test_each_command_starts_with_go_s_default_keepalive_and_its_own_attempt() -> None:
+    """What the client module keeps between commands of one worker is reset before each."""
+    turn_off = ("from harness.cf import client; client.KEEPALIVE = client.TcpKeepalive(0, 0); "
+                "client.ATTEMPT = 'old'; " + PID)
+    show = "from harness.cf import client; import os; print(client.KEEPALIVE.idle, client.ATTEMPT or '-', os.getpid())"
+    out = run_in_turn([{"argv": ["python3", "-c", turn_off], "env": {"HARNESS_ATTEMPT": "a1"}},
+                       {"argv": ["python3", "-c", show]}])
+    idle, attempt, pid = out[1]["out"][0].split()
+    assert (float(idle), attempt) == (15.0, "-") and pid == out[0]["out"][0]

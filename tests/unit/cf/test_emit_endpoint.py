@@ -76,3 +76,13 @@ def test_another_path_is_not_found(emitter: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         _get(f"{emitter}/other")
     assert err.value.code == 404
+
+
+def test_an_emit_not_done_within_its_time_is_stopped_and_says_so(emitter: str, ingress: tuple[str, list[bytes]]) -> None:
+    url, received = ingress
+    result = _get(f"{emitter}/emit?doppler={url}/ingress&app=app-1&count=100&rate=20&within=1")
+    assert result == {"event": "failed", "error": "not all sent within 1 s"}
+    sent = len(received)
+    assert 10 <= sent < 100
+    threading.Event().wait(0.3)
+    assert len(received) == sent  # stopped, not going on into the next attempt
