@@ -1,10 +1,12 @@
-"""Shared by the in-process fault-proxy tests: an event loop running in its own thread."""
+"""Shared by the in-process tests of the CF image's parts: an event loop, or an HTTP server, running
+in its own thread."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def loop_in_a_thread() -> Iterator[asyncio.AbstractEventLoop]:
@@ -24,3 +26,11 @@ def loop_in_a_thread() -> Iterator[asyncio.AbstractEventLoop]:
     asyncio.run_coroutine_threadsafe(cancel_the_rest(), loop).result(5)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
+
+
+def http_server_in_a_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a loopback port from a daemon thread: its base URL; shut down afterwards."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

@@ -7,15 +7,15 @@ import selectors
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Iterator
 
 import pytest
 
 from harness.agent import handles
 from harness.cf.nodeget import NodeGet
+from tests.unit.cf.conftest import http_server_in_a_thread
 
 pytestmark = pytest.mark.unit
 
@@ -96,10 +96,7 @@ class _Endpoint(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    yield from http_server_in_a_thread(_Endpoint)
 
 
 def test_a_get_of_the_node_s_endpoint_answers_as_curl_sf_and_does_not_wait_for_a_running_command(endpoint: str) -> None:

@@ -8,7 +8,6 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from http.server import ThreadingHTTPServer
 from typing import Iterator
 
 import pytest
@@ -16,6 +15,7 @@ from websockets.asyncio.server import serve
 
 from harness.cf.apps import EmitEndpoint
 from harness.protocol import envelope
+from tests.unit.cf.conftest import http_server_in_a_thread
 
 pytestmark = pytest.mark.unit
 
@@ -48,10 +48,7 @@ def ingress() -> Iterator[tuple[str, list[bytes]]]:
 
 @pytest.fixture
 def emitter() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EmitEndpoint)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    yield from http_server_in_a_thread(EmitEndpoint)
 
 
 def _get(url: str) -> dict[str, object]:
