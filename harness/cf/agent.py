@@ -193,10 +193,13 @@ class Agent:
         return worker
 
     def _close_in_child(self) -> None:
-        """In a new child: the workers' sockets are the agent's (a worker ends when the agent closes
-        its end, so no other process may hold a copy)."""
+        """In a new child: the workers' sockets and the GETs' in flight are the agent's (a worker ends
+        when the agent closes its end, a GET's connection when the agent closes it: no other
+        process may hold a copy, least of all a worker or a capture that lives on)."""
         for other in self._workers():
             other.sock.close()
+        for get in self.gets:
+            get.sock.close()
 
     def _workers(self) -> list[workers.Worker]:
         return [key.data for key in self.selector.get_map().values() if isinstance(key.data, workers.Worker)]

@@ -36,7 +36,9 @@ POOLED_ROLES = frozenset({"logs", "firehose", "recent", "http", "mute", "crafted
 MAX_IDLE = 4
 #: Commands a worker runs before it ends (its heap drifts from the agent's with every one).
 MAX_COMMANDS = 50
-REQUEST_MAX = 1 << 20
+#: A larger request (a long script) goes to a fork of its own: one message of a SOCK_SEQPACKET pair
+#: must also fit the socket's send buffer (~200 KB by default; a send that fails forks too).
+REQUEST_MAX = 128 << 10
 #: How long a worker told to end may take before it is killed.
 REAP_S = 5.0
 

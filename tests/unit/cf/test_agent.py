@@ -221,3 +221,11 @@ def test_each_command_starts_with_go_s_default_keepalive_and_its_own_attempt() -
                        {"argv": ["python3", "-c", show]}])
     idle, attempt, pid = out[1]["out"][0].split()
     assert (float(idle), attempt) == (15.0, "-") and pid == out[0]["out"][0]
+
+
+def test_a_script_too_long_for_one_message_runs_in_a_fork_of_its_own() -> None:
+    long = PID + "  # " + "x" * (200 << 10)  # past REQUEST_MAX and a SOCK_SEQPACKET message
+    out = run_in_turn([{"argv": ["python3", "-c", PID]}, {"argv": ["python3", "-c", long]},
+                       {"argv": ["python3", "-c", PID]}])
+    assert [o["exit"] for o in out] == [0, 0, 0]
+    assert out[0]["out"] == out[2]["out"] != out[1]["out"]
