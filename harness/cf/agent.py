@@ -296,7 +296,7 @@ def _run_child(out_fd: int, argv: list[str], env: dict[str, str]) -> None:
 def run_command(argv: list[str]) -> int:
     """Run one command in this process (stdout and stderr already where they go): its exit code."""
     code = 1
-    _attempt_from_env()
+    _fresh_client_state()
     try:
         code = _command(argv)
     except SystemExit as exc:  # as the interpreter reports it: a message goes to stderr, exit 1
@@ -325,10 +325,10 @@ def _command(argv: list[str]) -> int:
     return 127  # not reached
 
 
-def _attempt_from_env() -> None:
-    """The preloaded client modules read the attempt id at import; this command's id is in env.
-    The client's TCP keepalive is Go's default again (``frames`` dials through it too, without
-    ``client.main``, and a worker's last command may have turned it off)."""
+def _fresh_client_state() -> None:
+    """What the preloaded client modules keep, as a new process would have it for this command: the
+    attempt id (read at import; this command's is in env) and the client's TCP keepalive, Go's
+    default (a worker's last command may have turned it off; ``frames`` dials through it too)."""
     for name in ("harness.cf.client", "harness.cf.crowd"):
         if (module := sys.modules.get(name)) is not None:
             module.ATTEMPT = os.environ.get("HARNESS_ATTEMPT", "")  # type: ignore[attr-defined]

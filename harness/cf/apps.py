@@ -31,11 +31,7 @@ class EchoApp(BaseHTTPRequestHandler):
             "method": self.command, "path": self.path, "peer": self.client_address[0],
             "headers": [[k, v] for k, v in self.headers.items()], "body_bytes": len(body),
         }).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _answer_json(self, data)
 
     do_GET = do_POST = do_PUT = _echo  # noqa: N815
 
@@ -70,15 +66,19 @@ class EmitEndpoint(BaseHTTPRequestHandler):
             result = {"event": "failed", "error": f"not all sent within {within:g} s"}
         except Exception as exc:  # noqa: BLE001  the harness reports it, with the emitter's words
             result = {"event": "failed", "error": repr(exc)}
-        data = json.dumps(result).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        _answer_json(self, json.dumps(result).encode())
 
     def log_message(self, fmt: str, *args: object) -> None:
         pass
+
+
+def _answer_json(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    """A 200 with ``data`` as its JSON body: the echo app's answer and the emitter's."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 def serve_echo() -> None:

@@ -473,8 +473,9 @@ def cmd_http(args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> None:
     args = parser().parse_args(argv)
-    global KEEPALIVE  # this command's, not the last one's (harness.cf.workers runs many in one process)
-    KEEPALIVE = TcpKeepalive(args.tcp_keepalive, args.tcp_keepalive) if hasattr(args, "tcp_keepalive") else TcpKeepalive()
+    if hasattr(args, "tcp_keepalive"):  # else Go's default (the agent resets it before each command)
+        global KEEPALIVE
+        KEEPALIVE = TcpKeepalive(args.tcp_keepalive, args.tcp_keepalive)
     args.func(args)
 
 
