@@ -21,11 +21,16 @@ def _box(script: str, wait: LogLine) -> DockerContainer:
 
 
 def test_ready_when_the_line_comes_late_on_stderr() -> None:
+    """Ready because of the line: it is in the log when ``start`` returns (not before it came, not at
+    a timeout: that raises). No upper bound on the time: a container's start under a loaded engine
+    took 11.9 s once in CI, which says nothing about the waiter."""
     box = _box("sleep 1; echo noise; echo '{\"event\": \"listening\"}' >&2; sleep 60", LogLine(r'"event": "listening"', 20))
     began = time.monotonic()
     try:
         box.start()
-        assert 0.9 < time.monotonic() - began < 10
+        assert time.monotonic() - began > 0.9
+        _, stderr = box.get_logs()
+        assert b'"event": "listening"' in stderr
     finally:
         box.stop()
 
@@ -40,11 +45,15 @@ def test_an_exit_without_the_line_is_reported_as_such() -> None:
 
 
 def test_silence_ends_at_the_timeout() -> None:
+    """The timeout ends the wait, not the container's exit 60 s later: it is still running then."""
     box = _box("echo starting; sleep 60", LogLine("listening", 2))
     began = time.monotonic()
     try:
         with pytest.raises(TimeoutError, match="no log line matching 'listening' within 2 s"):
             box.start()
-        assert time.monotonic() - began < 8
+        assert time.monotonic() - began >= 2
+        wrapped = box.get_wrapped_container()
+        wrapped.reload()
+        assert wrapped.status == "running"
     finally:
         box.stop()

@@ -49,4 +49,5 @@ async def _seconds_to_eof() -> tuple[bytes, float]:
 def test_the_backend_s_close_reaches_a_tls_client_without_waiting_for_the_idle_timeout() -> None:
     got, seconds = asyncio.run(_seconds_to_eof())
     assert got == b"bye"
-    assert seconds < 2, f"the client saw the close after {seconds:.1f} s (the idle timeout is {IDLE_S:g} s)"
+    # the bound is the idle timeout's half, not a guess at how fast a loaded machine is
+    assert seconds < IDLE_S / 2, f"the client saw the close after {seconds:.1f} s (the idle timeout is {IDLE_S:g} s)"
