@@ -26,7 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import docker
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
-from harness.waiting import LogLine
+from harness.waiting import ContainerExited, LogLine
 
 from harness import engine, images, reaper, tls, toxiproxy
 from harness.agent import ENABLED as AGENTS_ENABLED
@@ -790,11 +790,14 @@ class Deployment:
             container.waiting_for(LogLine(wait, scaled(30)))
         node = Node(name, role, container, agent_capable=image == self.tags.get("cf"), spec=spec)
         self.nodes[name] = node
+        began = time.monotonic()
         try:
             _start_container(container, retry_port_clash=bool(publish))
         except Exception as exc:
-            raise NodeStartError(name, f"log line matching {wait!r}", scaled(30),
-                                 node.logs() if container._container else str(exc)) from exc
+            exited = isinstance(exc, ContainerExited)
+            raise NodeStartError(name, f"log line matching {wait!r}",
+                                 time.monotonic() - began if exited else scaled(30),
+                                 node.logs() if container._container else str(exc), exited=exited) from exc
         if role in SHAREABLE_ROLES | MOVABLE_ROLES:
             node.docker.reload()
             node.started_at = node.docker.attrs["State"]["StartedAt"]
@@ -869,14 +872,16 @@ class Deployment:
         """Readiness of an LB listener, checked from where clients are: the client container."""
         probe = (f"import socket,sys\ntry:\n socket.create_connection(('{host}',{port}),1).close()\n"
                  "except OSError as e:\n sys.exit(str(e))")
-        deadline = time.monotonic() + scaled(timeout)
+        began = time.monotonic()
         while True:
             code, out = self.nodes["client"].exec(["python3", "-c", probe])
             if code == 0:
                 return
-            if time.monotonic() > deadline or self.nodes[node].docker.status == "exited":
+            exited = self.nodes[node].docker.status == "exited"
+            if exited or time.monotonic() - began > scaled(timeout):
                 raise NodeStartError(node, f"{host}:{port} reachable from the client ({out.strip()})",
-                                     scaled(timeout), self.nodes[node].logs())
+                                     time.monotonic() - began if exited else scaled(timeout),
+                                     self.nodes[node].logs(), exited=exited)
             time.sleep(0.2)
             self.nodes[node].docker.reload()
 

@@ -47,11 +47,18 @@ class ImageBuildError(HarnessError):
 
 
 class NodeStartError(HarnessError):
-    def __init__(self, node: str, waited_for: str, seconds: float, logs: str) -> None:
-        super().__init__(node, waited_for, seconds, logs)
+    """A node never got ready: it timed out (``seconds`` is the limit) or it exited first
+    (``exited``; ``seconds`` is how long it ran), in which case a longer wait would not help."""
+
+    def __init__(self, node: str, waited_for: str, seconds: float, logs: str, *, exited: bool = False) -> None:
+        super().__init__(node, waited_for, seconds, logs, exited)
         self.node, self.waited_for, self.seconds, self.logs = node, waited_for, seconds, logs
+        self.exited = exited
 
     def __str__(self) -> str:
+        if self.exited:
+            return (f"node '{self.node}' exited after {self.seconds:.0f} s, before {self.waited_for}: "
+                    f"its last logs say why:\n{self.logs[-3000:]}")
         return (f"node '{self.node}' not ready: waited {self.seconds:.0f} s for {self.waited_for}; "
                 f"raise HARNESS_TIMEOUT_FACTOR on a slow machine. Last logs:\n{self.logs[-3000:]}")
 

@@ -20,6 +20,10 @@ from testcontainers.core.waiting_utils import WaitStrategy
 _MAY_STILL_LOG = {"created", "running", "restarting"}
 
 
+class ContainerExited(RuntimeError):
+    """The container stopped before it logged the line: waiting longer would not help."""
+
+
 class LogLine(WaitStrategy):
     """Ready once a line of the container's log (stdout or stderr) matches ``pattern``."""
 
@@ -38,7 +42,7 @@ class LogLine(WaitStrategy):
             log.close()
         wrapped.reload()
         if wrapped.status not in _MAY_STILL_LOG:
-            raise RuntimeError(f"the container {wrapped.status} before logging a line matching "
+            raise ContainerExited(f"the container {wrapped.status} before logging a line matching "
                                f"{self.pattern.pattern!r}")
         raise TimeoutError(f"no log line matching {self.pattern.pattern!r} within {self._startup_timeout:g} s")
 

@@ -12,6 +12,7 @@ import pytest
 from harness import drivers, topology
 from harness.customer import driver_from_config
 from harness.deployment import Deployment, Succession
+from harness.errors import NodeStartError
 from harness.outcomes import Observation, Outcome
 from harness.verdicts import classify_stream, classify_xff
 from harness.protocol.headers import get
@@ -158,3 +159,18 @@ def test_customer_config_runs_in_a_cell_built_from_its_listeners(entry: dict, tm
         cut = re.search(r"cuts idle WebSocket streams after ([0-9.]+) s", seen["idle_measured"].detail)
         # a 5 s timeout, measured from the TC's stream open (the LB's clock starts at its last read)
         assert cut and 4.0 <= float(cut.group(1)) <= 7.0, seen["idle_measured"]
+
+
+def test_a_config_nginx_rejects_stops_the_cell_with_nginx_s_own_message(tmp_path: Path,
+                                                                       succession: Succession) -> None:
+    """The nginx image runs no ``nginx -t`` first (it listens: see images/nginx/entrypoint.sh); nginx
+    itself still rejects a bad config at start, and the harness says so with nginx's words."""
+    template = (ROOT / "topologies/drivers/nginx.conf.j2").read_text()
+    (tmp_path / "broken.conf.j2").write_text(template.replace("events {", "no_such_directive on;\nevents {", 1))
+    (tmp_path / "broken.yaml").write_text(
+        "name: broken-nginx\ndescription: nginx with a directive it does not know\nimage: nginx\n"
+        "template: broken.conf.j2\nprotocols: [http, tcp]\npasses_upgrade: true\nvars: {pass_upgrade: true}\n")
+    registry = drivers.load_all(tmp_path)
+    topo = topology.load_all()["http-upgrade"].with_driver("broken-nginx")
+    with pytest.raises(NodeStartError, match=r"""(?s)node 'lb' exited after \d+ s, before .*\[emerg\].* unknown directive "no_such_directive\""""):
+        succession.enter(Deployment(topo, registry))

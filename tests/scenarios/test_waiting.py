@@ -9,7 +9,7 @@ import pytest
 from testcontainers.core.container import DockerContainer
 
 from harness import images, reaper
-from harness.waiting import LogLine
+from harness.waiting import ContainerExited, LogLine
 
 pytestmark = pytest.mark.scenario
 
@@ -38,7 +38,7 @@ def test_ready_when_the_line_comes_late_on_stderr() -> None:
 def test_an_exit_without_the_line_is_reported_as_such() -> None:
     box = _box("echo starting; exit 3", LogLine("listening", 20))
     try:
-        with pytest.raises(RuntimeError, match="exited before logging a line matching 'listening'"):
+        with pytest.raises(ContainerExited, match="exited before logging a line matching 'listening'"):
             box.start()
     finally:
         box.stop()
