@@ -112,7 +112,14 @@ class Witness:
             except docker.errors.APIError:  # not running (a killed router keeps no records)
                 return []
             if code != 0:
-                return []
+                # a node that is not running keeps no records (a killed router; one that restarts
+                # lost them); a running one that does not answer is evidence lost, not "none seen"
+                # (never seen in a full run of the suite: a failure here is a real fault)
+                target.docker.reload()
+                if target.docker.status != "running":
+                    return []
+                raise ScenarioError(f"{node}: GET {url} failed (curl exit {code}) on a running node: the "
+                                    "attempt's evidence there cannot be read; see the node's log", out)
             if out.strip():
                 return list(json.loads(out))
             # exit 0 and no output: the engine's exec stream came back empty (seen with many execs

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.witness import still_open
+from harness.errors import ScenarioError
+from harness.witness import Witness, still_open
 
 pytestmark = pytest.mark.unit
 
@@ -24,3 +25,46 @@ def ev(name: str) -> dict[str, object]:
 ])
 def test_still_open(events: list[dict[str, object]], expected: bool) -> None:
     assert still_open(events) is expected
+
+
+class _Container:
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+    def reload(self) -> None:
+        pass
+
+
+class _Node:
+    """A node whose evidence GET answers ``exit`` with ``out``; ``status``: Docker's, after it."""
+
+    paused = False
+
+    def __init__(self, exit_code: int, out: str, status: str = "running") -> None:
+        self.answer, self.docker = (exit_code, out), _Container(status)
+
+    def exec(self, cmd: list[str]) -> tuple[int, str]:
+        return self.answer
+
+
+class _Deployment:
+    def __init__(self, **nodes: _Node) -> None:
+        self.nodes = nodes
+
+
+def test_the_tc_s_events_are_read_and_kept_to_the_attempt_s_window() -> None:
+    events = '[{"event": "stream_open", "ts": 10.0}, {"event": "stream_open", "ts": 99.0}]'
+    assert Witness(_Deployment(tc=_Node(0, events))).tc_events("a1", 9.0, 12.0) == [{"event": "stream_open", "ts": 10.0}]
+
+
+def test_a_running_node_that_does_not_answer_is_an_error_not_no_evidence() -> None:
+    with pytest.raises(ScenarioError, match=r"tc: GET .*events\?attempt=a1 failed \(curl exit 7\) on a running node"):
+        Witness(_Deployment(tc=_Node(7, "connection refused"))).tc_events("a1", 0.0, 1.0)
+
+
+def test_a_node_that_is_not_running_has_no_records() -> None:
+    """A killed router keeps none; the others' records still count."""
+    dep = _Deployment(**{"router-0": _Node(7, "", status="exited"),
+                         "router-1": _Node(0, '[{"status": 101, "ts": 5.0}]')})
+    dep.topology = type("T", (), {"router_count": 2})()  # type: ignore[attr-defined]
+    assert Witness(dep).router_records("a1", 4.0, 6.0) == [{"status": 101, "ts": 5.0}]
