@@ -274,17 +274,37 @@ class Node:
             return True
         return False
 
+    def ran_for(self) -> float:
+        """Seconds from its start to its exit, by Docker's clock (0 if either is unknown)."""
+        self.docker.reload()
+        state = self.docker.attrs["State"]
+        try:
+            return max(0.0, _docker_time(state["FinishedAt"]) - _docker_time(state["StartedAt"]))
+        except (KeyError, ValueError):
+            return 0.0
+
+    def listening_now(self, timeout: float = 0) -> bool:
+        """Whether it logged its listening line since its current start (Docker's ``StartedAt``),
+        waiting up to ``timeout`` s for it."""
+        self.docker.reload()
+        return self.listening_again(self.docker.attrs["State"]["StartedAt"], timeout=timeout)
+
     def listening_again(self, started_at: str, timeout: float = 15) -> bool:
         """Whether the node logged its listening line since its last start (``started_at``, Docker's
         RFC 3339 time), waiting up to ``timeout`` s for it."""
         # 0.2 s of slack for the log's own timestamps; a router lives far longer between restarts
-        since = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00").timestamp() - 0.2
+        since = _docker_time(started_at) - 0.2
         deadline = time.monotonic() + scaled(timeout)
         while not re.search(LISTENING, self.logs(since=since)):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
         return True
+
+
+def _docker_time(rfc3339: str) -> float:
+    """Epoch seconds of Docker's RFC 3339 time with nanoseconds (``2026-11-29T20:00:04.123456789Z``)."""
+    return datetime.fromisoformat(rfc3339[:26].rstrip("Z") + "+00:00").timestamp()
 
 
 class ClientRun:
@@ -790,13 +810,11 @@ class Deployment:
             container.waiting_for(LogLine(wait, scaled(30)))
         node = Node(name, role, container, agent_capable=image == self.tags.get("cf"), spec=spec)
         self.nodes[name] = node
-        began = time.monotonic()
         try:
             _start_container(container, retry_port_clash=bool(publish))
         except Exception as exc:
             exited = isinstance(exc, ContainerExited)
-            raise NodeStartError(name, f"log line matching {wait!r}",
-                                 time.monotonic() - began if exited else scaled(30),
+            raise NodeStartError(name, f"log line matching {wait!r}", node.ran_for() if exited else scaled(30),
                                  node.logs() if container._container else str(exc), exited=exited) from exc
         if role in SHAREABLE_ROLES | MOVABLE_ROLES:
             node.docker.reload()
@@ -872,15 +890,15 @@ class Deployment:
         """Readiness of an LB listener, checked from where clients are: the client container."""
         probe = (f"import socket,sys\ntry:\n socket.create_connection(('{host}',{port}),1).close()\n"
                  "except OSError as e:\n sys.exit(str(e))")
-        began = time.monotonic()
+        deadline = time.monotonic() + scaled(timeout)
         while True:
             code, out = self.nodes["client"].exec(["python3", "-c", probe])
             if code == 0:
                 return
             exited = self.nodes[node].docker.status == "exited"
-            if exited or time.monotonic() - began > scaled(timeout):
+            if exited or time.monotonic() > deadline:
                 raise NodeStartError(node, f"{host}:{port} reachable from the client ({out.strip()})",
-                                     time.monotonic() - began if exited else scaled(timeout),
+                                     self.nodes[node].ran_for() if exited else scaled(timeout),
                                      self.nodes[node].logs(), exited=exited)
             time.sleep(0.2)
             self.nodes[node].docker.reload()

@@ -50,8 +50,8 @@ class NodeStartError(HarnessError):
     """A node never got ready: it timed out (``seconds`` is the limit) or it exited first
     (``exited``; ``seconds`` is how long it ran), in which case a longer wait would not help."""
 
-    def __init__(self, node: str, waited_for: str, seconds: float, logs: str, *, exited: bool = False) -> None:
-        super().__init__(node, waited_for, seconds, logs, exited)
+    def __init__(self, node: str, waited_for: str, seconds: float, logs: str, exited: bool = False) -> None:
+        super().__init__(node, waited_for, seconds, logs, exited)  # all of them: pickle rebuilds it from args
         self.node, self.waited_for, self.seconds, self.logs = node, waited_for, seconds, logs
         self.exited = exited
 

@@ -22,7 +22,7 @@ from harness.errors import ScenarioError
 from harness.protocol import wire
 
 if TYPE_CHECKING:
-    from harness.deployment import ClientRun, Deployment
+    from harness.deployment import ClientRun, Deployment, Node
 
 ATTEMPT_HEADER = "X-Harness-Attempt"
 SLACK_S = 1.0  # clock slack around an attempt's window (containers share the host's clock)
@@ -112,11 +112,7 @@ class Witness:
             except docker.errors.APIError:  # not running (a killed router keeps no records)
                 return []
             if code != 0:
-                # a node that is not running keeps no records (a killed router; one that restarts
-                # lost them); a running one that does not answer is evidence lost, not "none seen"
-                # (never seen in a full run of the suite: a failure here is a real fault)
-                target.docker.reload()
-                if target.docker.status != "running":
+                if not self._keeps_records(target):
                     return []
                 raise ScenarioError(f"{node}: GET {url} failed (curl exit {code}) on a running node: the "
                                     "attempt's evidence there cannot be read; see the node's log", out)
@@ -125,6 +121,18 @@ class Witness:
             # exit 0 and no output: the engine's exec stream came back empty (seen with many execs
             # at once); curl -f always prints the JSON list, so ask again
         raise ScenarioError(f"{node}: {url} answered with empty output three times", "")
+
+    @staticmethod
+    def _keeps_records(target: "Node") -> bool:
+        """Whether a node whose records could not be read should have had them: it runs, and its
+        process has listened since its current start. A killed node keeps none, and one started
+        again (a router after a failover test) lost them with its process and may not listen yet;
+        a failure on any other is evidence lost, not "none seen" (not once in a full suite run)."""
+        try:
+            target.docker.reload()
+            return target.docker.status == "running" and target.listening_now()
+        except docker.errors.NotFound:  # removed meanwhile
+            return False
 
     def router_records(self, attempt: str, started: float, ended: float,
                        sources: tuple[str, ...] = ()) -> list[dict[str, Any]]:

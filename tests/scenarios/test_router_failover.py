@@ -65,7 +65,8 @@ def router_death_attempt(deployment: Deployment, *, n: int = N, retries: int = 1
         emitter.join(n / RATE + 25)
         ev = deployment.evidence(run, run.result(timeout + 15))
     finally:
-        node.start()  # the cell is reused by other tests: bring the router back
+        node.start()  # the cell is reused by other tests: bring the router back, listening
+        assert node.listening_now(timeout=15), f"{victim} did not listen again after its start"
     return RouterDeath(ev, victim, killed_at)
 
 

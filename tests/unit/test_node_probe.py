@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from harness.capture import NodeProbe
+from harness.errors import NodeStartError
 
 
 class FakeRun:
@@ -80,3 +83,15 @@ def test_a_capture_that_never_listens_is_a_start_error_with_its_output() -> None
         assert "router-0 (its capture)" in str(exc) and "not_capturing" in str(exc)
     else:
         raise AssertionError("a capture that never listened was taken as started")
+
+
+@pytest.mark.parametrize("exited", [False, True])
+def test_a_node_start_error_survives_pickling_and_says_which_it_was(exited: bool) -> None:
+    """xdist and copies rebuild an exception from its args; an exit is not a timeout to raise."""
+    import pickle
+
+    error = NodeStartError("lb", "lb:80 reachable from the client", 1.0, "[emerg] unknown directive", exited)
+    again = pickle.loads(pickle.dumps(error))
+    assert str(again) == str(error) and again.exited is exited
+    assert ("exited after 1 s" in str(again)) is exited
+    assert ("HARNESS_TIMEOUT_FACTOR" in str(again)) is not exited

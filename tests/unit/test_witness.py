@@ -36,15 +36,19 @@ class _Container:
 
 
 class _Node:
-    """A node whose evidence GET answers ``exit`` with ``out``; ``status``: Docker's, after it."""
+    """A node whose evidence GET answers ``exit`` with ``out``; ``status``: Docker's, after it;
+    ``listening``: its process logged its listening line since its current start."""
 
     paused = False
 
-    def __init__(self, exit_code: int, out: str, status: str = "running") -> None:
-        self.answer, self.docker = (exit_code, out), _Container(status)
+    def __init__(self, exit_code: int, out: str, status: str = "running", listening: bool = True) -> None:
+        self.answer, self.docker, self.listening = (exit_code, out), _Container(status), listening
 
     def exec(self, cmd: list[str]) -> tuple[int, str]:
         return self.answer
+
+    def listening_now(self) -> bool:
+        return self.listening
 
 
 class _Deployment:
@@ -68,3 +72,10 @@ def test_a_node_that_is_not_running_has_no_records() -> None:
                          "router-1": _Node(0, '[{"status": 101, "ts": 5.0}]')})
     dep.topology = type("T", (), {"router_count": 2})()  # type: ignore[attr-defined]
     assert Witness(dep).router_records("a1", 4.0, 6.0) == [{"status": 101, "ts": 5.0}]
+
+
+def test_a_router_started_again_and_not_listening_yet_has_no_records() -> None:
+    """After a failover test starts the killed router again, its new process holds none."""
+    dep = _Deployment(**{"router-0": _Node(7, "", listening=False)})
+    dep.topology = type("T", (), {"router_count": 1})()  # type: ignore[attr-defined]
+    assert Witness(dep).router_records("a1", 0.0, 1.0) == []
