@@ -151,3 +151,15 @@ def test_customer_config_needs_no_topology_and_gets_no_lb_idle_variants(tmp_path
     assert "test_idle_measured.py::test_idle_cut_measured_at_real_timing[customer-customer-keepalive-interval100000]" \
         in result.stdout
     assert "lbidle" not in result.stdout and "http-upgrade-" not in result.stdout
+
+
+@pytest.mark.parametrize("lb, collected", [("nginx", []), ("caddy-read-timeout", [
+    "test_idle_cut_measured_at_real_timing[http-upgrade-caddy-read-timeout-keepalive-interval100000]"])])
+def test_a_deployment_test_without_a_cell_in_the_run_is_deselected_not_skipped(lb: str, collected: list[str]) -> None:
+    """The measured idle cut has no cell with LBs whose timeout the harness sets: it is not in the
+    run at all (pytest's own "got empty parameter set" skip read as a test that did not run)."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--lb", lb, "--collect-only",
+                             "-q", "tests/scenarios/test_idle_measured.py"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode in (0, pytest.ExitCode.NO_TESTS_COLLECTED), result.stdout + result.stderr
+    assert "1 deselected" in result.stdout if not collected else "deselected" not in result.stdout, result.stdout
+    assert all(name in result.stdout for name in collected) and "NOTSET" not in result.stdout, result.stdout
