@@ -43,7 +43,7 @@ class LogLine(WaitStrategy):
         wrapped.reload()
         if wrapped.status not in _MAY_STILL_LOG:
             raise ContainerExited(f"the container {wrapped.status} before logging a line matching "
-                               f"{self.pattern.pattern!r}")
+                                  f"{self.pattern.pattern!r}")
         raise TimeoutError(f"no log line matching {self.pattern.pattern!r} within {self._startup_timeout:g} s")
 
 
