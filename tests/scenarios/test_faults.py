@@ -10,11 +10,11 @@ checks are in ``test_controls_faults.py`` and reuse the attempts defined here.
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Iterator
 
 import pytest
 
+from harness.background import Background
 from harness.deployment import BoundProxy, Deployment
 from harness.fault_links import links_crossed
 from harness.timeline_chart import details as timeline_details
@@ -46,10 +46,8 @@ def logger_link(deployment: Deployment) -> Iterator[Any]:
     proxy.reset()
 
 
-def _emit_in_background(deployment: Deployment, count: int, rate: float) -> threading.Thread:
-    thread = threading.Thread(target=deployment.emit, args=(count,), kwargs={"rate": rate}, daemon=True)
-    thread.start()
-    return thread
+def _emit_in_background(deployment: Deployment, count: int, rate: float) -> Background:
+    return Background(deployment.emit, count, rate=rate)
 
 
 def stream_attempt(deployment: Deployment, n: int, *, rate: float = 0, timeout: float = 60,

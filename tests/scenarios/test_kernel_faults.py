@@ -22,13 +22,13 @@ not pass must be reported as exactly that.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from harness.background import Background
 from harness.deployment import ClientRun, Deployment
 from harness.errors import HarnessError, ScenarioError
 from harness.impair import Effect, Impairments, KernelFeatureMissing, netem_missing
@@ -75,8 +75,7 @@ def stream_attempt(dep: Deployment, n: int, *, rate: float = 0, size: int = 0, t
     emitter feeds it: the run and its result (evidence is gathered once the impairment is gone)."""
     run = dep.stream_logs("dev", n, timeout=timeout, extra=extra)
     if run.wait_event("connected", 20):
-        emitter = threading.Thread(target=dep.emit, args=(n,), kwargs={"rate": rate, "size": size}, daemon=True)
-        emitter.start()
+        emitter = Background(dep.emit, n, rate=rate, size=size)
         during()
         emitter.join(scaled(timeout))
     return run, run.result(timeout + 30)

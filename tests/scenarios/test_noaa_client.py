@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from typing import Callable
 
 import pytest
 
+from harness.background import Background
 from harness.capture import inject_rst
 from harness.deployment import APP_GUID, Deployment
 from harness.impair import Impairments
@@ -53,11 +53,13 @@ def _rst_keepalive_once(dep: Deployment, *, keepalive: float) -> Evidence:
     run = dep.client_run("logs", "--endpoint", f"ws://{dep.topology.fqdn('doppler')}:80", "--app", APP_GUID,
                          "--token", "bearer dev", "--expect", str(n), "--timeout", str(HOLD_S),
                          "--retries", "1000", "--tcp-keepalive", str(keepalive))
-    injected = None
+    injected, emitter = None, None
     if run.wait_event("connected", 20):
-        threading.Thread(target=dep.emit, args=(n,), kwargs={"rate": RATE}, daemon=True).start()
+        emitter = Background(dep.emit, n, rate=RATE)
         injected = (inject_rst(dep.nodes["client"], port=80, after=2).wait_event("result", 60) or {}).get("injected")
     result = run.result(HOLD_S + 30)
+    if emitter:
+        emitter.raise_if_failed()
     return dep.evidence(run, result, injected=injected)
 
 

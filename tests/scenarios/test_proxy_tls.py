@@ -12,11 +12,11 @@ attempt's client address.
 
 from __future__ import annotations
 
-import threading
 from typing import Callable
 
 import pytest
 
+from harness.background import Background
 from harness.deployment import Deployment
 from harness.outcomes import Observation, Outcome
 from harness.verdicts import classify_stream
@@ -43,9 +43,10 @@ def observe_proxy_tls(ev: Evidence, n: int, client_ip: str) -> Observation:
 def test_proxy_v1_before_tls_on_443(deployment: Deployment, verdict: Callable[..., None]) -> None:
     endpoint = f"wss://{deployment.topology.fqdn('doppler')}:443"
     run = deployment.stream_logs("dev", N, timeout=20, extra=("--endpoint", endpoint))
-    if run.wait_event("connected", 20):
-        threading.Thread(target=deployment.emit, args=(N,), daemon=True).start()
+    emitter = Background(deployment.emit, N) if run.wait_event("connected", 20) else None
     ev = deployment.evidence(run, run.result(60))
+    if emitter:
+        emitter.raise_if_failed()
     verdict("proxy_v1_tls", observe_proxy_tls(ev, N, deployment.client_ip()), evidence=ev,
             routers=[{k: r.get(k) for k in ("router", "tls", "status", "proxy_source", "tls_handshake_failed")}
                      for r in ev.routers])
@@ -64,7 +65,8 @@ def test_a_restarted_router_still_reads_the_proxy_line(deployment: Deployment) -
         assert taken, (node.name, code, out)
     endpoint = f"wss://{deployment.topology.fqdn('doppler')}:443"
     run = deployment.stream_logs("dev", N, timeout=20, extra=("--endpoint", endpoint))
-    if run.wait_event("connected", 20):
-        threading.Thread(target=deployment.emit, args=(N,), daemon=True).start()
+    emitter = Background(deployment.emit, N) if run.wait_event("connected", 20) else None
     seen = observe_proxy_tls(deployment.evidence(run, run.result(60)), N, deployment.client_ip())
+    if emitter:
+        emitter.raise_if_failed()
     assert seen.outcome is Outcome.PASS, seen

@@ -8,13 +8,13 @@ after it. The negative control (a client that never re-dials) is in ``test_contr
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import pytest
 
+from harness.background import Background
 from harness.deployment import ClientRun, Deployment
 from harness.timeline_chart import details as timeline_details
 from harness.verdicts import classify_router_death
@@ -53,8 +53,7 @@ def router_death_attempt(deployment: Deployment, *, n: int = N, retries: int = 1
     (the cell is reused); its records die with it, so only the survivor's records remain."""
     run = deployment.stream_logs("dev", n, timeout=timeout, extra=("--retries", str(retries), "--settle", "4"))
     assert run.wait_event("connected", 20), run.raw
-    emitter = threading.Thread(target=deployment.emit, args=(n,), kwargs={"rate": RATE}, daemon=True)
-    emitter.start()
+    emitter = Background(deployment.emit, n, rate=RATE)
     time.sleep(kill_after)
     victim = serving_router(deployment, run)
     assert victim, f"no router recorded a 101 for attempt {run.attempt}"

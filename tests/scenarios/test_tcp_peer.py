@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
+from harness.background import Background
 from harness.capture import listening_run, signal_process
 from harness.cf.agent import CF
 from harness.cf.tcppeer import END
@@ -154,17 +154,12 @@ WATCH_EXTRA_S = float(os.environ.get("HARNESS_TCP_PEER_WATCH_S", "0"))
 NO_CUT_S = 30
 
 
-def flood_until_cut(dep: Deployment, run: PeerRun, bursts: int, failed: list[BaseException]) -> None:
-    """Emit bursts of 60 KB envelopes until the TC has cut this attempt's consumer (or ``bursts`` ran
-    out). It runs in a thread: what it raises goes to ``failed``, for the test to raise (a flood that
-    stopped on an error would otherwise change the verdict unseen)."""
-    try:
-        for _ in range(bursts):
-            if any(e["event"] == "slow_consumer" for e in dep.witness.tc_events(run.attempt, run.started, time.time())):
-                return
-            dep.emit(FLOOD_BURST, size=60_000, app=run.app)
-    except BaseException as exc:
-        failed.append(exc)
+def flood_until_cut(dep: Deployment, run: PeerRun, bursts: int) -> None:
+    """Emit bursts of 60 KB envelopes until the TC has cut this attempt's consumer (or ``bursts`` ran out)."""
+    for _ in range(bursts):
+        if any(e["event"] == "slow_consumer" for e in dep.witness.tc_events(run.attempt, run.started, time.time())):
+            return
+        dep.emit(FLOOD_BURST, size=60_000, app=run.app)
 
 
 def zero_window_attempt(dep: Deployment, mode: str, *, flood: int = FLOOD,
@@ -177,12 +172,10 @@ def zero_window_attempt(dep: Deployment, mode: str, *, flood: int = FLOOD,
     idle = stalled_client_bound(lb.idle_timeout, dep.drivers[lb.driver].vars, protocol)
     run = PeerRun(dep, mode, hold=idle + 150, app=app)
     flooding, sockets, cut_at, freed_at = None, None, None, None
-    flood_failed: list[BaseException] = []
     connected = run.wait("connected", 20)
     if connected:
         dep.emit(5, app=run.app)
-        flooding = threading.Thread(target=flood_until_cut, args=(dep, run, flood, flood_failed), daemon=True)
-        flooding.start()
+        flooding = Background(flood_until_cut, dep, run, flood)  # its errors fail the test at the join
         peer, began = f"{dep.client_ip()}:{connected['sport']}", time.monotonic()
         deadline = began + scaled(idle + 45)
         while time.monotonic() < deadline and not run.wait("result", 0):
@@ -201,8 +194,6 @@ def zero_window_attempt(dep: Deployment, mode: str, *, flood: int = FLOOD,
     ev, packets = run.finish()
     if flooding:
         flooding.join(60)
-    if flood_failed:
-        raise flood_failed[0]
     freed_after = round(freed_at - cut_at, 1) if freed_at and cut_at else None
     seen = classify_zero_window(ev, sockets, freed_after, idle)
     return seen, {"attempt": ev.attempt, "pcap": pcap(dep, mode, ev.attempt, packets), "freed_after_cut_s": freed_after,
