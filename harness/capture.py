@@ -166,11 +166,11 @@ class NodeProbe(_Capture):
     def packets(self, since: float | None = None, until: float | None = None) -> list[Any]:
         """The window cut inside the node and sent through its agent (``harness.protocol.pcap_window``);
         a ``get_archive`` of the whole file if that fails."""
-        code, out = self.node.exec(["python3", "-c", _WINDOW_SCRIPT.format(path=PCAP, since=since, until=until)])
+        code, out = self.node.exec(["python3", "-c", _WINDOW_SCRIPT.format(mark=_WINDOW_MARK, path=PCAP, since=since, until=until)])
         if code != 0 or not out.startswith(_WINDOW_MARK):
             return _read_pcap(self.node.docker, since, until)
         data = base64.b64decode(out[len(_WINDOW_MARK):])
-        return in_window(data, since, until) if data else []
+        return in_window(data) if data else []  # already the window
 
 
 #: First in the output of the script below, so an answer that is something else is told apart.
@@ -181,7 +181,7 @@ _WINDOW_SCRIPT = """
 import base64, sys
 from harness.protocol.pcap_window import window
 data = base64.b64encode(window(open({path!r}, "rb").read(), {since!r}, {until!r}))
-sys.stdout.write("pcap:" + "\\n".join(data[i:i + 65536].decode() for i in range(0, len(data), 65536)))
+sys.stdout.write({mark!r} + "\\n".join(data[i:i + 65536].decode() for i in range(0, len(data), 65536)))
 """
 
 

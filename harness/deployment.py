@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -32,7 +31,7 @@ from harness import engine, images, reaper, tls, toxiproxy
 from harness.agent import ENABLED as AGENTS_ENABLED
 from harness.agent import AgentGone, NodeAgent
 from harness.agent import handles as agent_handles
-from harness.cf.settings import EMIT_PORT
+from harness.cf.settings import DOPPLER_INGRESS, EMIT_PORT
 from harness.drivers import Driver
 from harness.errors import HarnessError, NodeStartError, ScenarioError
 from harness.timeouts import scaled
@@ -78,7 +77,6 @@ UAA_USERS = {name: {"password": f"{name}-password", "scopes": grant["scopes"]} f
 UAA_CLIENTS = {"cf": {"secret": ""}, "nozzle": {"secret": "nozzle-secret",
                                                "authorities": ["doppler.firehose", "logs.admin"]}}
 LISTENING = r'"event": "listening"'
-DOPPLER_INGRESS = "ws://doppler:8082"
 #: Share the CF side (routers, TC, Doppler, CC, app, log readers) between the cells a worker runs
 #: in turn: ``HARNESS_SHARE_CF=0`` brings every cell up from nothing (see ``Deployment.reuse``).
 SHARE_CF = os.environ.get("HARNESS_SHARE_CF", "1") != "0"
@@ -279,7 +277,7 @@ class Node:
         self.docker.reload()
         state = self.docker.attrs["State"]
         try:
-            return max(0.0, _docker_time(state["FinishedAt"]) - _docker_time(state["StartedAt"]))
+            return max(0.0, engine.docker_time(state["FinishedAt"]) - engine.docker_time(state["StartedAt"]))
         except (KeyError, ValueError):
             return 0.0
 
@@ -293,18 +291,13 @@ class Node:
         """Whether the node logged its listening line since its last start (``started_at``, Docker's
         RFC 3339 time), waiting up to ``timeout`` s for it."""
         # 0.2 s of slack for the log's own timestamps; a router lives far longer between restarts
-        since = _docker_time(started_at) - 0.2
+        since = engine.docker_time(started_at) - 0.2
         deadline = time.monotonic() + scaled(timeout)
         while not re.search(LISTENING, self.logs(since=since)):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
         return True
-
-
-def _docker_time(rfc3339: str) -> float:
-    """Epoch seconds of Docker's RFC 3339 time with nanoseconds (``2026-11-29T20:00:04.123456789Z``)."""
-    return datetime.fromisoformat(rfc3339[:26].rstrip("Z") + "+00:00").timestamp()
 
 
 class ClientRun:

@@ -11,6 +11,7 @@ own, so a remote engine (``DOCKER_HOST``) is asked as before.
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any
 
 import docker
@@ -22,6 +23,12 @@ from testcontainers.core.network import Network
 def api_version() -> str:
     """The API version this process's engine speaks (one ``GET /version``)."""
     return str(docker.from_env().api.api_version)
+
+
+def docker_time(rfc3339: str) -> float:
+    """Epoch seconds of Docker's RFC 3339 time with nanoseconds (``2026-11-29T20:00:04.123456789Z``:
+    Python reads microseconds at most)."""
+    return datetime.fromisoformat(rfc3339[:26].rstrip("Z") + "+00:00").timestamp()
 
 
 def client_kw() -> dict[str, Any]:

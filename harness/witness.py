@@ -129,8 +129,7 @@ class Witness:
         again (a router after a failover test) lost them with its process and may not listen yet;
         a failure on any other is evidence lost, not "none seen" (not once in a full suite run)."""
         try:
-            target.docker.reload()
-            return target.docker.status == "running" and target.listening_now()
+            return target.listening_now() and target.docker.status == "running"  # it reloads the state
         except docker.errors.NotFound:  # removed meanwhile
             return False
 

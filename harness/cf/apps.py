@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.client import connect
 
 from harness.cf.sending import send_frames
-from harness.cf.settings import EMIT_PORT, log_event
+from harness.cf.settings import DOPPLER_INGRESS, EMIT_PORT, log_event
 from harness.protocol import envelope, frames
 
 
@@ -58,7 +58,7 @@ class EmitEndpoint(BaseHTTPRequestHandler):
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         within = float(query.get("within", 3600))
         try:
-            sending = emit(query.get("doppler", DOPPLER_URL), query["app"], int(query.get("count", 1000)),
+            sending = emit(query.get("doppler", DOPPLER_INGRESS), query["app"], int(query.get("count", 1000)),
                            float(query.get("rate", 0)), int(query.get("start", 0)), int(query.get("size", 0)),
                            int(query.get("line_bytes", 0)))
             result = asyncio.run(asyncio.wait_for(sending, within))
@@ -96,7 +96,6 @@ def _text(seq: int, padding: str, line_bytes: int) -> str:
     return frames.log_line(seq, line_bytes).decode().partition(" ")[2] if line_bytes else padding
 
 
-DOPPLER_URL = "ws://doppler:8082"
 BATCH = 256  # envelopes written together, as real agents batch envelopes to Doppler (gRPC batch)
 
 
@@ -133,7 +132,7 @@ def emit_cli(argv: list[str]) -> None:
 def emit_parser() -> argparse.ArgumentParser:
     """Built once: the agent builds it before it forks an emitter (as ``client.parser``)."""
     parser = argparse.ArgumentParser(prog="emit", description="send sequence-numbered logs to Doppler")
-    parser.add_argument("--doppler", default=DOPPLER_URL)
+    parser.add_argument("--doppler", default=DOPPLER_INGRESS)
     parser.add_argument("--app", required=True)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=0, help="envelopes per second; 0 = unthrottled")

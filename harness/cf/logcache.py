@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
 from harness.cf.httpcall import call
-from harness.cf.settings import log_event
+from harness.cf.settings import DOPPLER_INGRESS, log_event
 from harness.protocol import auth
 from harness.protocol import loggregator_v2 as v2
 
@@ -135,7 +135,7 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     cache = LogCache(os.environ.get("LOG_CACHE_CC_URL", "http://cc:9022"),
                      os.environ.get("LOG_CACHE_UAA_URL", "http://cc:9022"))
-    doppler = os.environ.get("LOG_CACHE_DOPPLER_URL", "ws://doppler:8082")
+    doppler = os.environ.get("LOG_CACHE_DOPPLER_URL", DOPPLER_INGRESS)
 
     # A firehose subscription with no shard id: Doppler fans every envelope out to it. Listening is
     # announced once subscribed, so nothing the emitter sends after start-up is missed.

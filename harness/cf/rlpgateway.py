@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from harness.cf.httpcall import call
 from harness.cf.logcache import ATTEMPT_HEADER, token_scopes
-from harness.cf.settings import env_float, log_event
+from harness.cf.settings import DOPPLER_INGRESS, env_float, log_event
 from harness.protocol import auth
 from harness.protocol import loggregator_v2 as v2
 
@@ -167,7 +167,7 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     Handler.cc_url = os.environ.get("RLP_CC_URL", "http://cc:9022")
     Handler.uaa_url = os.environ.get("RLP_UAA_URL", "http://cc:9022")
-    Handler.doppler = os.environ.get("RLP_DOPPLER_URL", "ws://doppler:8082")
+    Handler.doppler = os.environ.get("RLP_DOPPLER_URL", DOPPLER_INGRESS)
     Handler.heartbeat = env_float("RLP_HEARTBEAT", 5)
     Handler.stream_timeout = env_float("RLP_STREAM_TIMEOUT", 14 * 60)
     port = int(os.environ.get("RLP_PORT", "8088"))

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     import ssl
 
 
+#: Doppler's WebSocket ingress in a cell (the emitter writes to it; TC, Log Cache and the RLP gateway
+#: subscribe there unless a fault proxy stands in between).
+DOPPLER_INGRESS = "ws://doppler:8082"
 #: The app node's resident emitter's port, on its loopback (``harness.cf.apps.EmitEndpoint``).
 EMIT_PORT = 8099
 

@@ -31,7 +31,7 @@ from websockets.http11 import Request, Response
 from harness.cf import frames
 from harness.cf.httpcall import call
 from harness.cf.sending import send_frames
-from harness.cf.settings import env_float, log_event, server_tls_context
+from harness.cf.settings import DOPPLER_INGRESS, env_float, log_event, server_tls_context
 from harness.protocol import auth, handshake, multipart
 
 STREAM = re.compile(r"^/apps/([^/]+)/stream$")
@@ -339,7 +339,7 @@ async def main() -> None:
     tc = TrafficController(
         cc_url=os.environ.get("TC_CC_URL", "http://cc:9022"),
         uaa_url=os.environ.get("TC_UAA_URL", "http://cc:9022"),
-        doppler_urls=os.environ.get("TC_DOPPLER_URLS", "ws://doppler:8082").split(","),
+        doppler_urls=os.environ.get("TC_DOPPLER_URLS", DOPPLER_INGRESS).split(","),
         timings=Timings.from_env(),
     )
     port, harness_port = int(env_float("TC_PORT", 8081)), int(env_float("TC_HARNESS_PORT", 8088))

@@ -4,12 +4,11 @@ container exits without it or stays silent past the timeout."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import pytest
 from testcontainers.core.container import DockerContainer
 
-from harness import images, reaper
+from harness import engine, images, reaper
 from harness.waiting import ContainerExited, LogLine
 
 pytestmark = pytest.mark.scenario
@@ -59,7 +58,7 @@ def test_silence_ends_at_the_timeout() -> None:
         wrapped = box.get_wrapped_container()
         wrapped.reload()
         assert wrapped.status == "running"
-        started = datetime.fromisoformat(wrapped.attrs["State"]["StartedAt"][:26].rstrip("Z") + "+00:00").timestamp()
+        started = engine.docker_time(wrapped.attrs["State"]["StartedAt"])
         assert gave_up - started < 20, "the wait did not end at its 2 s timeout"
     finally:
         box.stop()
