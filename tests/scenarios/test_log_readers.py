@@ -100,10 +100,26 @@ def test_cf_logs_log_cache(current: Deployment, verdict: Verdict) -> None:
             delivery=ev.client["delivery"], requests=ev.outcome.get("requests"))
 
 
+def log_cache_ingested(dep: Deployment) -> int:
+    """Envelopes the cell's Log Cache took from Doppler so far (its ``/health``, asked in its node)."""
+    taken, _, out = dep.nodes["log-cache"].ask("http://127.0.0.1:8083/health", lambda body: "ingested" in body)
+    return int(json.loads(out)["ingested"]) if taken else -1
+
+
+def wait_ingested(dep: Deployment, at_least: int, wait: float = 10) -> None:
+    """Until Log Cache holds ``at_least`` envelopes (at most ``wait`` s; then the read judges what is
+    there): it takes them from Doppler's firehose after the emitter is done, and a recent read is one
+    GET, as the CLI's is (a read 150 ms after the emit once found 1 of 20: the race, not the LB)."""
+    deadline = time.monotonic() + scaled(wait)
+    while log_cache_ingested(dep) < at_least and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 @pytest.mark.check("cf_recent_log_cache")
 def test_cf_recent_log_cache(current: Deployment, verdict: Verdict) -> None:
-    base = fresh_base()
+    base, before = fresh_base(), log_cache_ingested(current)
     current.emit(20, start=base)
+    wait_ingested(current, before + 20)
     run = current.client_run("cf-recent", "--api", current.api_url, "--app", APP_GUID, "--token", "bearer dev",
                              "--expect", "20", "--base", str(base))
     ev = current.evidence(run, run.result(30))
